@@ -1,0 +1,321 @@
+"""Architecture as data: :class:`Block` and :class:`Arch`.
+
+An :class:`Arch` is a plain, immutable description of a whole network: input resolution and
+channels, a stem block, the ordered body blocks, a head block and the number of classes. Every
+block is an op name from the registry (:mod:`search_spaces.registry`) plus its arguments.
+Construction validates everything (unknown ops, bad field values, channel splits that do not
+divide, maps that shrink to nothing) and raises :class:`ArchError` (a ``ValueError``) naming the
+block and the field, so a malformed description never reaches torch.
+
+Serialisations, both lossless:
+
+- versioned JSON (:meth:`Arch.to_json` / :meth:`Arch.from_json`, :meth:`Arch.save` /
+  :meth:`Arch.load`);
+- a compact line-per-block string in the spirit of timm's ``ir_r2_k3.5_s2_e6_c40_se0.25``
+  (:meth:`Arch.to_str` / :meth:`Arch.from_str`, see :mod:`nas.arch_string`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_spaces.registry import OpConfig, OpSpec, get_op
+
+ARCH_FORMAT = "litenas.arch"
+ARCH_VERSION = 1
+
+
+class ArchError(ValueError):
+    """A malformed architecture description; the message names where and what."""
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class Block:
+    """One op of a network: a registered op name and its (normalised, complete) arguments.
+
+    Use :meth:`make` to build one from a possibly partial argument mapping: it fills defaults
+    and coerces types through the registry, so two blocks that build the same module are equal.
+    """
+
+    op: str
+    args: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def make(cls, op: str, args: Mapping[str, Any] | None = None, **kwargs: Any) -> Block:
+        """Normalised block; raises ``ValueError`` on an unknown op or a bad field."""
+        spec = get_op(op)
+        merged = {**(args or {}), **kwargs}
+        norm = spec.normalise_args(merged)
+        return cls(op, tuple((f.name, _freeze(norm[f.name])) for f in spec.fields))
+
+    @property
+    def spec(self) -> OpSpec:
+        return get_op(self.op)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The arguments as a fresh dict."""
+        return dict(self.args)
+
+    def __getitem__(self, name: str) -> Any:
+        for k, v in self.args:
+            if k == name:
+                return v
+        raise KeyError(f"op {self.op!r} has no field {name!r}")
+
+    def replace(self, **changes: Any) -> Block:
+        """A copy with some arguments changed (validated)."""
+        return Block.make(self.op, {**self.kwargs, **changes})
+
+    def non_default_args(self) -> dict[str, Any]:
+        """Arguments that differ from the op's defaults (required ones always included)."""
+        spec = self.spec
+        out = {}
+        for name, value in self.args:
+            f = spec.field_by_name[name]
+            if f.required or f.default != value or type(f.default) is not type(value):
+                out[name] = value
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; tuples become lists. Defaults are written too (explicit files)."""
+        return {"op": self.op, "args": {k: list(v) if isinstance(v, tuple) else v for k, v in self.args}}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """Where a block stands in a validated network: its input channels and square input size."""
+
+    index: int
+    role: str
+    block: Block
+    in_chs: int
+    in_size: int
+    out_chs: int
+    out_size: int
+
+
+def _where(role: str, index: int | None) -> str:
+    return role if index is None else f"block {index}"
+
+
+def _check_block(block: Any, role: str, index: int | None) -> None:
+    where = _where(role, index)
+    if not isinstance(block, Block):
+        raise ArchError(f"{where}: expected a Block, got {type(block).__name__}")
+    try:
+        spec = get_op(block.op)
+        normalised = Block.make(block.op, dict(block.args))
+    except ValueError as exc:
+        raise ArchError(f"{where} ({block.op}): {exc}") from None
+    if normalised != block:
+        raise ArchError(f"{where} ({block.op}): arguments are not in normal form; build blocks with Block.make")
+    if role not in spec.roles:
+        raise ArchError(f"{where} ({block.op}): op {block.op!r} cannot be used as {role} "
+                        f"(it may stand as: {', '.join(sorted(spec.roles))})")
+
+
+@dataclass(frozen=True)
+class Arch:
+    """An immutable, validated network description.
+
+    Attributes:
+        resolution: square input size in pixels.
+        num_classes: classifier outputs.
+        stem: the first op (role ``stem``).
+        blocks: the body ops in order (role ``block``).
+        head: the classifier head (role ``head``).
+        in_chans: input image channels.
+    """
+
+    resolution: int
+    num_classes: int
+    stem: Block
+    blocks: tuple[Block, ...]
+    head: Block
+    in_chans: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("resolution", "num_classes", "in_chans"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ArchError(f"field {name!r}: expected an integer, got {value!r}")
+            if value <= 0:
+                raise ArchError(f"field {name!r}: must be > 0, got {value}")
+        if isinstance(self.blocks, list):
+            object.__setattr__(self, "blocks", tuple(self.blocks))
+        if not isinstance(self.blocks, tuple):
+            raise ArchError(f"field 'blocks': expected a list of blocks, got {type(self.blocks).__name__}")
+        # Walking the chain checks roles, per-op cross-field rules and spatial sizes.
+        for _ in self.layers():
+            pass
+
+    # ----------------------------------------------------------------------------------------
+    def layers(self) -> Iterator[LayerInfo]:
+        """Every op with its input/output channels and sizes, stem first, head last.
+
+        Validates as it walks (this is what construction runs), raising :class:`ArchError`.
+        """
+        chs, size = self.in_chans, self.resolution
+        seq: list[tuple[str, int | None, Block]] = [("stem", None, self.stem)]
+        seq += [("block", i, b) for i, b in enumerate(self.blocks)]
+        seq.append(("head", None, self.head))
+        for role, index, block in seq:
+            _check_block(block, role, index)
+            where = f"{_where(role, index)} ({block.op})"
+            spec = block.spec
+            args = block.kwargs
+            problem = spec.check(chs, args) if spec.check else None
+            if problem:
+                raise ArchError(f"{where}: {problem}")
+            out_chs = spec.out_chs(chs, args)
+            out_size = spec.out_size(size, args)
+            if out_size < 1:
+                raise ArchError(f"{where}: the {size}x{size} input map shrinks to nothing "
+                                f"(resolution {self.resolution} is too small for this network)")
+            yield LayerInfo(-1 if index is None else index, role, block, chs, size, out_chs, out_size)
+            chs, size = out_chs, out_size
+
+    def op_configs(self) -> list[OpConfig]:
+        """The op configuration of every layer, stem first, head last (latency-table units)."""
+        return [
+            OpConfig(info.block.op, info.block.args, info.in_chs, info.in_size,
+                     self.num_classes if info.role == "head" else 0)
+            for info in self.layers()
+        ]
+
+    @property
+    def num_features(self) -> int:
+        """Channels entering the head's classifier."""
+        *_, head = self.layers()
+        return head.out_chs
+
+    def replace(self, **changes: Any) -> Arch:
+        """A copy with some top-level fields changed (validated)."""
+        fields = {
+            "resolution": self.resolution, "num_classes": self.num_classes, "stem": self.stem,
+            "blocks": self.blocks, "head": self.head, "in_chans": self.in_chans,
+        }
+        fields.update(changes)
+        return Arch(**fields)
+
+    # ----------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": ARCH_FORMAT,
+            "version": ARCH_VERSION,
+            "resolution": self.resolution,
+            "in_chans": self.in_chans,
+            "num_classes": self.num_classes,
+            "stem": self.stem.to_dict(),
+            "blocks": [b.to_dict() for b in self.blocks],
+            "head": self.head.to_dict(),
+        }
+
+    def to_json(self, indent: int | None = 1) -> str:
+        """Versioned JSON text (every argument written explicitly)."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Arch:
+        """Parse a JSON-like dict; every problem raises :class:`ArchError` naming its place."""
+        if not isinstance(data, Mapping):
+            raise ArchError(f"an architecture must be a JSON object, got {type(data).__name__}")
+        if data.get("format", ARCH_FORMAT) != ARCH_FORMAT:
+            raise ArchError(f"field 'format': expected {ARCH_FORMAT!r}, got {data.get('format')!r}")
+        version = data.get("version", ARCH_VERSION)
+        if version != ARCH_VERSION:
+            raise ArchError(f"field 'version': unsupported version {version!r} (this litenas reads {ARCH_VERSION})")
+        known = {"format", "version", "resolution", "in_chans", "num_classes", "stem", "blocks", "head"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArchError(f"unknown field {unknown[0]!r} (fields: {', '.join(sorted(known))})")
+        for name in ("resolution", "num_classes", "stem", "blocks", "head"):
+            if name not in data:
+                raise ArchError(f"field {name!r}: missing")
+        if not isinstance(data["blocks"], list):
+            raise ArchError(f"field 'blocks': expected a list, got {type(data['blocks']).__name__}")
+        stem = _block_from_dict(data["stem"], "stem", None)
+        blocks = tuple(_block_from_dict(b, "block", i) for i, b in enumerate(data["blocks"]))
+        head = _block_from_dict(data["head"], "head", None)
+        return cls(
+            resolution=data["resolution"], num_classes=data["num_classes"], stem=stem, blocks=blocks,
+            head=head, in_chans=data.get("in_chans", 3),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Arch:
+        """Parse JSON text; invalid JSON or descriptions raise :class:`ArchError`."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ArchError(f"not valid JSON ({exc})") from None
+        return cls.from_dict(data)
+
+    def to_str(self) -> str:
+        """Compact one-line-per-block form (see :mod:`nas.arch_string`)."""
+        from nas.arch_string import arch_to_str
+
+        return arch_to_str(self)
+
+    @classmethod
+    def from_str(cls, text: str) -> Arch:
+        """Parse the compact form; problems raise :class:`ArchError` naming the line."""
+        from nas.arch_string import arch_from_str
+
+        return arch_from_str(text)
+
+    # ----------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
+        from nas.io import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Arch:
+        """Read a JSON (``.json``) or compact-string file; errors name the file."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ArchError(f"{p}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArchError(f"{p}: cannot read ({exc})") from None
+        try:
+            if text.lstrip().startswith("{") or p.suffix == ".json":
+                return cls.from_json(text)
+            return cls.from_str(text)
+        except ArchError as exc:
+            raise ArchError(f"{p}: {exc}") from None
+
+    def hash(self) -> str:
+        """Stable content hash (16 hex digits of SHA-256 over canonical JSON)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _block_from_dict(data: Any, role: str, index: int | None) -> Block:
+    where = _where(role, index)
+    if not isinstance(data, Mapping):
+        raise ArchError(f"{where}: expected an object with 'op' and 'args', got {type(data).__name__}")
+    unknown = sorted(set(data) - {"op", "args"})
+    if unknown:
+        raise ArchError(f"{where}: unknown key {unknown[0]!r} (expected 'op' and 'args')")
+    op = data.get("op")
+    if not isinstance(op, str):
+        raise ArchError(f"{where}: field 'op': expected an op name, got {op!r}")
+    try:
+        return Block.make(op, data.get("args", {}))
+    except ValueError as exc:
+        raise ArchError(f"{where} ({op}): {exc}") from None

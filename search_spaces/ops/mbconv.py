@@ -1,0 +1,138 @@
+"""MBConv family: depthwise-separable conv and inverted residual with optional squeeze-excite,
+mixed kernels, grouped pointwise convs and padding-free downsampling.
+
+- Depthwise-separable conv: Howard et al., "MobileNets", 2017.
+- Inverted residual / linear bottleneck: Sandler et al., "MobileNetV2", CVPR 2018.
+- Squeeze-excite in the block: Tan et al., "MnasNet", CVPR 2019; Howard et al., "Searching for
+  MobileNetV3", ICCV 2019 (hard-sigmoid gate).
+- Mixed kernels and grouped pointwise convs: Tan & Le, "MixConv", BMVC 2019.
+- Grouped 1x1 convs with channel shuffle: the ``g2`` candidates of FBNet (Wu et al., CVPR 2019).
+- Padding-free downsampling: ``shared/reference/padding_free.md``.
+
+Channel arithmetic follows timm, whose implementations the zoo reproduces: the expanded width is
+``make_divisible(in_chs * exp_ratio, 8)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from search_spaces.ops.common import (
+    DownsampleDW,
+    act_field,
+    check_downsample,
+    downsample_field,
+    dw_out_size,
+    expansion_field,
+    groups_field,
+    kernel_field,
+    noskip_field,
+    out_chs_field,
+    se_fields,
+    se_module,
+    stride_field,
+)
+from search_spaces.ops.layers import ChannelShuffle, ConvBnAct, kernel_tuple, make_divisible
+from search_spaces.registry import Field, OpContext, OpSpec, register
+
+
+def mid_channels(in_chs: int, exp_ratio: float) -> int:
+    """Expanded width of an inverted residual (timm's rule)."""
+    return make_divisible(in_chs * exp_ratio)
+
+
+def _check_mixed_split(chs: int, kernel: Any, what: str) -> str | None:
+    n = len(kernel_tuple(kernel))
+    if n > 1 and chs % n:
+        return f"field 'kernel': {n} mixed kernels do not divide the {chs} {what} channels"
+    return None
+
+
+class _Residual(nn.Module):
+    """Adds the block input to the block output when ``has_skip``."""
+
+    has_skip: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.has_skip else y
+
+
+class DepthwiseSeparable(_Residual):
+    """Depthwise conv-BN-act, optional SE, pointwise conv-BN (act only with ``pw_act``)."""
+
+    def __init__(self, in_chs: int, a: Mapping[str, Any]):
+        super().__init__()
+        layers = [DownsampleDW(in_chs, a["kernel"], a["stride"], a["act"], a["downsample"] == "padding_free")]
+        if a["se_ratio"]:
+            layers.append(se_module(a["se_style"], a["se_ratio"], in_chs, 1.0, a["act"]))
+        layers.append(ConvBnAct(in_chs, a["out_chs"], 1, act=a["act"] if a["pw_act"] else "none"))
+        self.body = nn.Sequential(*layers)
+        self.has_skip = a["stride"] == 1 and in_chs == a["out_chs"] and not a["noskip"]
+
+
+class InvertedResidual(_Residual):
+    """1x1 expand conv-BN-act [shuffle], depthwise conv-BN-act, optional SE, 1x1 project conv-BN."""
+
+    def __init__(self, in_chs: int, a: Mapping[str, Any]):
+        super().__init__()
+        mid = mid_channels(in_chs, a["exp_ratio"])
+        layers: list[nn.Module] = [ConvBnAct(in_chs, mid, 1, groups=a["exp_groups"], act=a["act"])]
+        if a["shuffle"] and a["exp_groups"] > 1:
+            layers.append(ChannelShuffle(a["exp_groups"]))
+        layers.append(DownsampleDW(mid, a["kernel"], a["stride"], a["act"], a["downsample"] == "padding_free"))
+        if a["se_ratio"]:
+            layers.append(se_module(a["se_style"], a["se_ratio"], mid, a["exp_ratio"], a["act"]))
+        layers.append(ConvBnAct(mid, a["out_chs"], 1, groups=a["proj_groups"], act="none"))
+        self.body = nn.Sequential(*layers)
+        self.has_skip = a["stride"] == 1 and in_chs == a["out_chs"] and not a["noskip"]
+
+
+def _check_ds(in_chs: int, a: Mapping[str, Any]) -> str | None:
+    return check_downsample(a) or _check_mixed_split(in_chs, a["kernel"], "input")
+
+
+def _check_ir(in_chs: int, a: Mapping[str, Any]) -> str | None:
+    mid = mid_channels(in_chs, a["exp_ratio"])
+    if in_chs % a["exp_groups"] or mid % a["exp_groups"]:
+        return f"field 'exp_groups': {a['exp_groups']} does not divide in_chs {in_chs} and expanded {mid}"
+    if mid % a["proj_groups"] or a["out_chs"] % a["proj_groups"]:
+        return f"field 'proj_groups': {a['proj_groups']} does not divide expanded {mid} and out_chs {a['out_chs']}"
+    return check_downsample(a) or _check_mixed_split(mid, a["kernel"], "expanded")
+
+
+register(OpSpec(
+    name="ds",
+    summary="depthwise-separable conv (MobileNet), optional SE and residual",
+    roles=frozenset({"block"}),
+    fields=(
+        out_chs_field(), kernel_field(), stride_field(), act_field("relu"), *se_fields(),
+        Field("pw_act", "pa", "bool", False, doc="activation after the pointwise conv"),
+        noskip_field(), downsample_field(),
+    ),
+    build=lambda ctx, a: DepthwiseSeparable(ctx.in_chs, a),
+    out_chs=lambda in_chs, a: a["out_chs"],
+    out_size=dw_out_size,
+    check=_check_ds,
+))
+
+register(OpSpec(
+    name="ir",
+    summary="inverted residual / MBConv (MobileNetV2), optional SE, mixed kernels, grouped 1x1",
+    roles=frozenset({"block"}),
+    fields=(
+        out_chs_field(), kernel_field(), stride_field(), expansion_field(), act_field("relu"), *se_fields(),
+        groups_field("exp_groups", "eg", "groups of the 1x1 expansion conv"),
+        groups_field("proj_groups", "pg", "groups of the 1x1 projection conv"),
+        Field("shuffle", "sh", "bool", False, doc="channel shuffle after a grouped expansion (FBNet)"),
+        noskip_field(), downsample_field(),
+    ),
+    build=lambda ctx, a: InvertedResidual(ctx.in_chs, a),
+    out_chs=lambda in_chs, a: a["out_chs"],
+    out_size=dw_out_size,
+    check=_check_ir,
+))

@@ -1,0 +1,260 @@
+"""The op registry: one entry per block type, serving builder, supernet, latency keys and complexity.
+
+An :class:`OpSpec` declares an op's arguments (:class:`Field`, with the full name used in JSON and
+the short abbreviation used in the compact string form), how to build it as a module, how it maps
+input channels and spatial size to output channels and size, and which cross-field checks it
+needs. Everything else in litenas (the :class:`nas.Arch` validator, the string codec, the model
+builder, the latency-table key, the complexity counter) asks the registry instead of dispatching
+on op names itself.
+
+The registry is filled once, at import time, by the modules of :mod:`search_spaces.ops`; nothing
+writes into it afterwards (tests included).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+__all__ = [
+    "REQUIRED",
+    "Field",
+    "OpSpec",
+    "OpContext",
+    "register",
+    "get_op",
+    "op_names",
+    "registered_ops",
+    "OpConfig",
+    "conv_out_size",
+]
+
+
+class _Required:
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""Marker for a field that has no default and must be given."""
+
+# Value kinds a field can hold. ``kernel`` is an odd int or a tuple of odd ints (mixed kernels).
+KINDS = ("int", "float", "bool", "str", "kernel")
+
+
+def _normalise_value(kind: str, value: Any) -> Any:
+    """Coerce a raw (JSON or parsed) value to the canonical Python form of ``kind``.
+
+    Raises ``TypeError`` with a short description when the value has the wrong type; the caller
+    adds where it happened.
+    """
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return int(value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise TypeError(f"expected a finite number, got {value!r}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {value!r}")
+        return value
+    if kind == "kernel":
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise TypeError("expected a kernel size or a non-empty list of kernel sizes, got []")
+            ks = tuple(_normalise_value("int", v) for v in value)
+            return ks[0] if len(ks) == 1 else ks
+        return _normalise_value("int", value)
+    raise AssertionError(f"unknown field kind {kind!r}")  # registry programming error
+
+
+@dataclass(frozen=True)
+class Field:
+    """One argument of an op.
+
+    ``name`` is the JSON key, ``abbr`` the prefix in the compact string form (``k3`` for
+    ``kernel=3``). ``choices`` restricts a ``str`` field; ``check`` validates a single value and
+    returns an error message or ``None``.
+    """
+
+    name: str
+    abbr: str
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    choices: tuple[str, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"field {self.name!r}: unknown kind {self.kind!r}")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def normalise(self, value: Any) -> Any:
+        """Canonical value; raises ``ValueError`` naming this field on a bad one."""
+        try:
+            value = _normalise_value(self.kind, value)
+        except TypeError as exc:
+            raise ValueError(f"field {self.name!r}: {exc}") from None
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"field {self.name!r}: {value!r} is not one of {', '.join(self.choices)}")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ValueError(f"field {self.name!r}: {problem}")
+        return value
+
+
+@dataclass(frozen=True)
+class OpContext:
+    """What an op needs to know about its place in the network besides its own arguments."""
+
+    in_chs: int
+    num_classes: int = 1000
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """A registered block type.
+
+    Attributes:
+        name: the op name, also the leading token of its compact string (``ir``, ``ds``...).
+        summary: one line for listings and error messages.
+        roles: where the op may stand: any of ``stem``, ``block``, ``head``.
+        fields: its arguments.
+        build: ``(ctx, args) -> nn.Module``; ``args`` is the normalised argument mapping.
+        out_chs: ``(in_chs, args) -> int``.
+        out_size: ``(size, args) -> int``, the output height/width for a square input.
+        check: ``(in_chs, args) -> str | None``, cross-field validation that needs the input
+            channel count (a mixed-kernel split that must divide the channels...).
+    """
+
+    name: str
+    summary: str
+    roles: frozenset[str]
+    fields: tuple[Field, ...]
+    build: Callable[[OpContext, Mapping[str, Any]], nn.Module]
+    out_chs: Callable[[int, Mapping[str, Any]], int]
+    out_size: Callable[[int, Mapping[str, Any]], int]
+    check: Callable[[int, Mapping[str, Any]], str | None] | None = None
+    field_by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name.isalnum() or not all(f.abbr.isalpha() for f in self.fields):
+            raise ValueError(f"op {self.name!r}: op names and field abbreviations must be alphanumeric")
+        names = [f.name for f in self.fields]
+        abbrs = [f.abbr for f in self.fields]
+        if len(set(names)) != len(names) or len(set(abbrs)) != len(abbrs):
+            raise ValueError(f"op {self.name!r}: duplicate field names or abbreviations")
+        if "r" in abbrs:
+            raise ValueError(f"op {self.name!r}: abbreviation 'r' is reserved for repeats")
+        object.__setattr__(self, "field_by_name", {f.name: f for f in self.fields})
+
+    def normalise_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill defaults, coerce types, reject unknown or missing fields (``ValueError``)."""
+        if not isinstance(args, Mapping):
+            raise ValueError(f"'args' must be an object, got {type(args).__name__}")
+        unknown = sorted(set(args) - set(self.field_by_name))
+        if unknown:
+            known = ", ".join(self.field_by_name)
+            raise ValueError(f"unknown field {unknown[0]!r} for op {self.name!r} (fields: {known})")
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            if f.name in args:
+                out[f.name] = f.normalise(args[f.name])
+            elif f.required:
+                raise ValueError(f"field {f.name!r}: missing (required by op {self.name!r})")
+            else:
+                out[f.name] = f.default
+        return out
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+
+
+def register(spec: OpSpec) -> OpSpec:
+    """Add ``spec`` to the registry; registering a name twice is a programming error."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"op {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_loaded() -> None:
+    # The op modules register themselves on import; importing here keeps callers from having to
+    # remember it, without an import cycle at module load time.
+    import search_spaces.ops  # noqa: F401
+
+
+def get_op(name: str) -> OpSpec:
+    """The registered op ``name``; an unknown name raises ``ValueError`` listing the known ones."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown op {name!r}; registered ops: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def op_names() -> list[str]:
+    """Names of all registered ops, sorted."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def registered_ops() -> list[OpSpec]:
+    """All registered op specs, sorted by name."""
+    return [_REGISTRY[n] for n in op_names()]
+
+
+@dataclass(frozen=True)
+class OpConfig:
+    """One op configuration as it stands in a network: the unit a latency table measures.
+
+    ``args`` are the normalised arguments as ``(name, value)`` pairs in field order;
+    ``num_classes`` matters for heads only (0 elsewhere).
+    """
+
+    op: str
+    args: tuple[tuple[str, Any], ...]
+    in_chs: int
+    in_size: int
+    num_classes: int = 0
+
+    def key(self) -> str:
+        """Stable, readable latency-table key: ``op|CxHxW|field=value,...`` (``|n=classes`` for
+        heads). Every argument is written in field order, so the key never depends on how the
+        description was spelled."""
+        parts = []
+        for name, v in self.args:
+            if isinstance(v, tuple):
+                v = ".".join(str(x) for x in v)
+            elif isinstance(v, bool):
+                v = int(v)
+            parts.append(f"{name}={v}")
+        key = f"{self.op}|{self.in_chs}x{self.in_size}x{self.in_size}|{','.join(parts)}"
+        return key + (f"|n={self.num_classes}" if self.num_classes else "")
+
+    def build(self) -> nn.Module:
+        """The op alone, as a module (for measuring it in isolation)."""
+        return get_op(self.op).build(OpContext(self.in_chs, self.num_classes), dict(self.args))
+
+
+def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output size of a convolution or pooling window over ``size`` (PyTorch floor formula)."""
+    return (size + 2 * padding - kernel) // stride + 1
