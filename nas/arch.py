@@ -316,6 +316,9 @@ def _block_from_dict(data: Any, role: str, index: int | None) -> Block:
     if not isinstance(op, str):
         raise ArchError(f"{where}: field 'op': expected an op name, got {op!r}")
     try:
+        spec = get_op(op)
+        if role not in spec.roles:
+            raise ValueError(f"op {op!r} cannot be used as {role} (it may stand as: {', '.join(sorted(spec.roles))})")
         return Block.make(op, data.get("args", {}))
     except ValueError as exc:
         raise ArchError(f"{where} ({op}): {exc}") from None

@@ -21,6 +21,8 @@ from nas.arch import Arch
 # Family modules, in listing order. A new family: add a module with ENTRIES and name it here.
 _FAMILIES = (
     "mobilenet_v2",
+    "ghostnet",
+    "shufflenet_v2",
 )
 
 
