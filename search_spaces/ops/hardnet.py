@@ -102,12 +102,12 @@ class HarmonicBlock(nn.Module):
         self.keep = hardnet_out_layers(layers)
         outs = hardnet_layer_widths(growth, mult, layers)
         ins = hardnet_in_widths(in_chs, growth, mult, layers)
-        self.layers = nn.ModuleList(_layer(i, o, layer, act) for i, o in zip(ins, outs))
+        self.layers = nn.ModuleList(_layer(i, o, layer, act) for i, o in zip(ins, outs, strict=True))
         self.out_chs = sum(outs[k - 1] for k in self.keep)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [x]
-        for links, layer in zip(self.links, self.layers):
+        for links, layer in zip(self.links, self.layers, strict=True):
             inp = [outs[t] for t in links]
             outs.append(layer(inp[0] if len(inp) == 1 else torch.cat(inp, dim=1)))
         return torch.cat([outs[k] for k in self.keep], dim=1)

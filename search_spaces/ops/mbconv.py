@@ -53,9 +53,8 @@ def _check_mixed_split(chs: int, kernel: Any, what: str) -> str | None:
 
 
 class _Residual(nn.Module):
-    """Adds the block input to the block output when ``has_skip``."""
-
-    has_skip: bool
+    """Adds the block input to the block output when ``has_skip`` (a plain bool attribute,
+    left unannotated so that TorchScript infers it)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)

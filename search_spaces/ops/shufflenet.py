@@ -42,7 +42,7 @@ from search_spaces.ops.common import (
     stride_field,
 )
 from search_spaces.ops.layers import ChannelShuffle, ConvBnAct, create_conv, kernel_tuple
-from search_spaces.registry import Field, OpContext, OpSpec, register
+from search_spaces.registry import Field, OpSpec, register
 
 VARIANTS = ("v2", "v2b")
 

@@ -21,8 +21,15 @@ from nas.arch import Arch
 # Family modules, in listing order. A new family: add a module with ENTRIES and name it here.
 _FAMILIES = (
     "mobilenet_v2",
+    "mobilenet_v3",
+    "mnasnet",
+    "fbnet",
+    "mixnet",
+    "efficientnet",
     "ghostnet",
     "shufflenet_v2",
+    "hardnet",
+    "cifar_mobilenet_v3",
 )
 
 

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from nas.arch import Arch, Block
-from search_spaces.ops.hardnet import LAYER_KINDS
 from search_spaces.zoo import ZooEntry
 
 __all__ = ["HarDStage", "HarDNetDef", "HARDNET39DS", "HARDNET68DS", "hardnet"]
@@ -53,15 +52,16 @@ class HarDStage:
 
 @dataclass(frozen=True)
 class HarDNetDef:
-    """Everything that defines a HarDNet (``layer="ds"``: the depthwise-separable flavour).
+    """Everything that defines a HarDNet of the depthwise-separable flavour.
 
-    ``act`` is used throughout (ReLU6 in the DS reference); ``dropout`` is the classifier's.
+    ``act`` is used throughout (ReLU6 in the reference); ``dropout`` is the classifier's. (The
+    ``hardnet`` op also has the plain 3x3 layers of HarDNet-68/85, ``layer="conv"``; those nets
+    differ elsewhere too, max-pool downsampling and ReLU inside the blocks, and are not in the zoo.)
     """
 
     stem_chs: int
     mult: float
     stages: tuple[HarDStage, ...]
-    layer: str = "ds"
     act: str = "relu6"
     dropout: float = 0.05
 
@@ -72,8 +72,6 @@ class HarDNetDef:
             raise ValueError("a HarDNet needs at least one stage")
         if self.stem_chs < 2 or self.stem_chs % 2:
             raise ValueError(f"stem_chs must be even and >= 2, got {self.stem_chs}")
-        if self.layer not in LAYER_KINDS:
-            raise ValueError(f"layer must be one of {', '.join(LAYER_KINDS)}, got {self.layer!r}")
 
     @property
     def growth(self) -> tuple[int, ...]:
@@ -98,18 +96,13 @@ class HarDNetDef:
     def arch(self, resolution: int = 224, num_classes: int = 1000) -> Arch:
         """The network as an :class:`Arch`."""
         c = self.stem_chs
-        if self.layer == "ds":
-            blocks = [Block.make("cn", out_chs=c, kernel=1, act=self.act), _dw_down(c)]
-        else:
-            # HarDNet-68/85 stem: 3x3 conv, then a 3x3 stride-2 max-pool (pytorchcv pools the
-            # stages' downsampling with 2x2 windows, which ``mp`` does not model).
-            blocks = [Block.make("cn", out_chs=c, kernel=3, act=self.act), Block.make("mp", kernel=3, stride=2)]
+        blocks = [Block.make("cn", out_chs=c, kernel=1, act=self.act), _dw_down(c)]
         for s in self.stages:
             blocks.append(Block.make("hardnet", growth=s.growth, mult=self.mult, layers=s.layers,
-                                     layer=self.layer, act=self.act))
+                                     layer="ds", act=self.act))
             blocks.append(Block.make("cn", out_chs=s.out_chs, kernel=1, act=self.act))
             if s.downsample:
-                blocks.append(_dw_down(s.out_chs) if self.layer == "ds" else Block.make("mp", kernel=3, stride=2))
+                blocks.append(_dw_down(s.out_chs))
         return Arch(
             resolution=resolution,
             num_classes=num_classes,

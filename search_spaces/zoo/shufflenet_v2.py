@@ -55,7 +55,7 @@ def shufflenet_v2(
     else:
         stem = Block.make("cn", out_chs=stem_chs, stride=1 if cifar else 2)
     blocks = [] if cifar else [Block.make("mp", kernel=3, stride=2)]
-    for chs, repeats in zip(stage_chs, STAGE_REPEATS):
+    for chs, repeats in zip(stage_chs, STAGE_REPEATS, strict=True):
         blocks.append(Block.make("shuffle", out_chs=chs, stride=2, variant=variant,
                                  downsample="padding_free" if padding_free else "standard"))
         blocks += [Block.make("shuffle", out_chs=chs, variant=variant)] * (repeats - 1)

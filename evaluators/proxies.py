@@ -1,0 +1,188 @@
+"""Zero-cost proxies: score an untrained network from one minibatch (or none), no training.
+
+- ``synflow``: Tanaka et al., "Pruning neural networks without any data by iteratively
+  conserving synaptic flow", NeurIPS 2020. Weights replaced by their absolute values, an all-ones
+  input, ``R = sum(f(1))``; the score is ``sum |theta * dR/dtheta|`` over conv and linear
+  weights. Computed in float64 with BatchNorm in inference mode (its fresh statistics make it an
+  identity, i.e. the network is scored without BN, as in Abdelfattah et al.).
+- ``naswot``: Mellor et al., "Neural Architecture Search without Training", ICML 2021. The binary
+  codes ``c_i`` (which rectifier inputs are positive) of a minibatch give the kernel
+  ``K[i, j] = N_A - hamming(c_i, c_j)``; the score is ``log |det K|``. Every activation module of
+  the rectifier family (ReLU, ReLU6, hard-swish, swish) contributes its input's sign pattern.
+- ``grad_norm``: sum over conv and linear weights of the L2 norm of the cross-entropy gradient.
+- ``snip``: Lee et al., "SNIP: Single-shot Network Pruning based on Connection Sensitivity", ICLR
+  2019; the saliency ``sum |theta * dL/dtheta|``.
+
+``grad_norm`` and ``snip`` follow Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS",
+ICLR 2021, which evaluates all four as architecture rankers. Every proxy is "higher is better".
+:func:`kendall_tau` measures how well a proxy ranks architectures against trained accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluators.base import BaseEvaluator, Metric
+from evaluators.datasets import Dataset, normalise
+from evaluators.runtime import check_threads, fixed_threads
+from evaluators.train import check_compatible
+from nas.arch import Arch
+from nas.builder import build_model
+
+__all__ = ["PROXIES", "synflow", "naswot", "grad_norm", "snip", "ZeroCostProxies", "kendall_tau"]
+
+_RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.LeakyReLU, nn.GELU)
+
+
+def _weights(model: nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def synflow(model: nn.Module, input_shape: tuple[int, int, int]) -> float:
+    """SynFlow score of ``model`` (modified in place: weights become absolute, float64)."""
+    model.double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    model.zero_grad(set_to_none=True)
+    model(torch.ones(1, *input_shape, dtype=torch.float64)).sum().backward()
+    return float(sum((w * w.grad).detach().abs().sum() for w in _weights(model) if w.grad is not None))
+
+
+def naswot(model: nn.Module, images: torch.Tensor) -> float:
+    """NASWOT score: log-determinant of the activation-code kernel of a minibatch."""
+    codes: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        codes.append((inputs[0].detach().flatten(1) > 0).double())
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, _RECTIFIERS)]
+    if not handles:
+        raise ValueError("NASWOT needs rectifier activations (ReLU, ReLU6, hard-swish, swish) and found none")
+    try:
+        model.train()
+        with torch.no_grad():
+            model(images)
+    finally:
+        for h in handles:
+            h.remove()
+    c = torch.cat(codes, dim=1)
+    k = c @ c.T + (1 - c) @ (1 - c).T
+    return float(torch.linalg.slogdet(k)[1])
+
+
+def _loss_grads(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
+    model.train()
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(images), labels).backward()
+    return _weights(model)
+
+
+def grad_norm(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Sum of the per-layer L2 norms of the cross-entropy gradient (conv and linear weights)."""
+    return float(sum(w.grad.detach().norm() for w in _loss_grads(model, images, labels) if w.grad is not None))
+
+
+def snip(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """SNIP saliency ``sum |theta * dL/dtheta|`` (conv and linear weights)."""
+    return float(sum((w * w.grad).detach().abs().sum() for w in _loss_grads(model, images, labels) if w.grad is not None))
+
+
+@dataclass(frozen=True)
+class _Proxy:
+    score: Callable[[nn.Module, tuple[torch.Tensor, torch.Tensor] | None, tuple[int, int, int]], float]
+    needs_data: bool
+    doc: str
+
+
+PROXIES: dict[str, _Proxy] = {
+    "synflow": _Proxy(lambda m, batch, shape: synflow(m, shape), False, "SynFlow (Tanaka et al. 2020)"),
+    "naswot": _Proxy(lambda m, batch, shape: naswot(m, batch[0]), True,
+                     "NASWOT log-det of the activation-code kernel (Mellor et al. 2021)"),
+    "grad_norm": _Proxy(lambda m, batch, shape: grad_norm(m, *batch), True, "gradient norm (Abdelfattah et al. 2021)"),
+    "snip": _Proxy(lambda m, batch, shape: snip(m, *batch), True, "SNIP saliency (Lee et al. 2019)"),
+}
+"""The proxies by name: how to score a model, whether a minibatch is needed, a citation."""
+
+
+class ZeroCostProxies(BaseEvaluator):
+    """The chosen ``proxies`` (all by default) of a freshly initialised network.
+
+    The data-dependent proxies use one class-balanced-at-random minibatch of ``batch_size`` train
+    images of ``data`` (normalised as in training, no augmentation), drawn with ``seed``; the
+    network is initialised with ``seed`` too, afresh for every proxy. ``synflow`` alone needs no
+    data (``data=None`` is allowed then).
+    """
+
+    name = "proxies"
+
+    def __init__(self, data: Dataset | None, *, proxies: Sequence[str] = tuple(PROXIES), batch_size: int = 64,
+                 seed: int = 0, threads: int | None = None):
+        proxies = tuple(proxies)
+        unknown = [p for p in proxies if p not in PROXIES]
+        if unknown or not proxies or len(set(proxies)) != len(proxies):
+            raise ValueError(f"proxies must be distinct names from {', '.join(PROXIES)}; got {list(proxies)}")
+        needy = [p for p in proxies if PROXIES[p].needs_data]
+        if data is None and needy:
+            raise ValueError(f"proxies {needy} need data")
+        if data is not None and not isinstance(data, Dataset):
+            raise ValueError(f"data must be a Dataset or None, got {type(data).__name__}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+            raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}")
+        self.data = data
+        self.proxies = proxies
+        self.batch_size = batch_size
+        self.seed = seed
+        self.threads = check_threads(threads)
+        self.metrics = tuple(Metric(p, "max", "", PROXIES[p].doc) for p in proxies)
+
+    def config(self) -> dict[str, Any]:
+        return {"proxies": list(self.proxies), "batch_size": self.batch_size, "seed": self.seed,
+                "data": None if self.data is None else self.data.describe()}
+
+    def check(self, arch: Arch) -> None:
+        super().check(arch)
+        if self.data is not None:
+            check_compatible(arch, self.data)
+
+    def _batch(self, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(self.seed)
+        n = min(self.batch_size, len(data.train))
+        idx = np.sort(rng.choice(len(data.train), n, replace=False))
+        mean, std = data.mean_std()
+        return normalise(torch.from_numpy(data.train.images[idx]), mean, std), torch.from_numpy(data.train.labels[idx])
+
+    def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:
+        batch = None if self.data is None else self._batch(self.data)
+        shape = (arch.in_chans, arch.resolution, arch.resolution)
+        out = {}
+        with fixed_threads(self.threads), torch.random.fork_rng(devices=[]):
+            for p in self.proxies:
+                torch.manual_seed(self.seed)
+                out[p] = PROXIES[p].score(build_model(arch), batch, shape)
+        return out, {}
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b rank correlation of two equally long sequences (ties handled as in
+    scipy.stats.kendalltau); ``nan`` when either sequence is constant."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"need two 1-D sequences of the same length >= 2, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("kendall_tau needs finite values")
+    i, j = np.triu_indices(len(a), k=1)
+    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    concordant_minus_discordant = float((da * db).sum())
+    n_a, n_b = float((da != 0).sum()), float((db != 0).sum())
+    if n_a == 0 or n_b == 0:
+        return math.nan
+    return concordant_minus_discordant / math.sqrt(n_a * n_b)

@@ -1,0 +1,325 @@
+"""The timing harness: time one op configuration (or a whole network) in isolation.
+
+Method (shared by op tables and whole-network measurements, so the two are comparable):
+
+- the module is put in ``eval`` mode on the device, dtype and memory format of the settings,
+  optionally compiled by the backend (eager PyTorch by default; TorchScript trace+freeze, or
+  ONNX Runtime when it is installed), and run under ``torch.inference_mode`` with a fixed
+  intra-op thread count (``torch.set_num_threads``) and the garbage collector paused;
+- every call reads the same input tensor. In a network an op reads the map its predecessor has
+  just written, so it is in cache to the extent it fits; re-reading the same tensor in isolation
+  gives that same state, whereas a fresh input per call would have to be written first and add
+  a copy that the network never pays;
+- after ``warmup`` calls (allocator, oneDNN primitive caches, CPU frequency), one sample is the
+  wall time of one call (``time.perf_counter``; on CUDA the call is bracketed by
+  ``torch.cuda.synchronize`` so the sample holds the kernels, not just their launch). On a
+  shared CPU, ``clock="cpu"`` (one thread only) samples the calling thread's CPU time instead:
+  time slices lost to other processes inflate long calls (whole networks) far more than short
+  ones (single ops), which no overhead term can undo, while CPU time is immune to them;
+- items measured together are *interleaved*: rounds of a few samples of each item, so a burst of
+  noise from the rest of the machine spreads over every item instead of spoiling one;
+- an item stops once it has ``min_repeats`` samples and the 95% confidence interval of its
+  median (from order statistics) is within ``rel_ci`` of the median, or it hits ``max_repeats``
+  or ``max_seconds``. The result is the median with the 10th and 90th percentiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+BACKENDS = ("eager", "torchscript", "onnxruntime")
+CLOCKS = ("wall", "cpu")
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+__all__ = [
+    "BACKENDS",
+    "CLOCKS",
+    "DTYPES",
+    "Settings",
+    "Timing",
+    "summarise",
+    "measure_modules",
+    "measure_module",
+    "device_name",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """How to measure. The first seven fields define *what* a table holds (they are recorded in its
+    metadata and must agree between a table and the networks it predicts); the rest only steer
+    how long the harness samples.
+
+    Attributes:
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        threads: intra-op CPU threads (``torch.set_num_threads``).
+        batch_size: images per call.
+        dtype: ``float32``, ``float16`` or ``bfloat16`` (weights and input).
+        backend: ``eager``, ``torchscript`` or ``onnxruntime``.
+        channels_last: NHWC memory format for input and weights.
+        clock: ``wall`` (latency as a user sees it) or ``cpu`` (CPU time of the calling thread;
+            CPU device and one thread only, for measuring on a machine shared with other work).
+        warmup: untimed calls before sampling.
+        min_repeats: samples every item gets at least.
+        max_repeats: samples after which an item stops regardless.
+        max_seconds: sampling time after which an item stops (once it has ``min_repeats``).
+        rel_ci: stop once the 95% confidence interval of the median is within +-``rel_ci`` of it.
+        per_round: samples per item per interleaving round.
+    """
+
+    device: str = "cpu"
+    threads: int = 1
+    batch_size: int = 1
+    dtype: str = "float32"
+    backend: str = "eager"
+    channels_last: bool = False
+    clock: str = "wall"
+    warmup: int = 10
+    min_repeats: int = 60
+    max_repeats: int = 2000
+    max_seconds: float = 4.0
+    rel_ci: float = 0.005
+    per_round: int = 5
+
+    def __post_init__(self) -> None:
+        if self.device != "cpu" and not (self.device == "cuda" or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        for name in ("threads", "batch_size", "min_repeats", "max_repeats", "per_round"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be an integer >= 0, got {self.warmup!r}")
+        if self.max_repeats < self.min_repeats:
+            raise ValueError(f"max_repeats ({self.max_repeats}) must be >= min_repeats ({self.min_repeats})")
+        if not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}")
+        if not self.rel_ci >= 0:
+            raise ValueError(f"rel_ci must be >= 0, got {self.rel_ci!r}")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
+        if self.clock == "cpu" and (self.device != "cpu" or self.threads != 1):
+            raise ValueError("clock 'cpu' (thread CPU time) needs device 'cpu' and threads 1")
+        if self.backend == "onnxruntime" and self.dtype != "float32":
+            raise ValueError("the onnxruntime backend measures float32 only")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define what a measurement means (recorded in table metadata)."""
+        d = asdict(self)
+        return {k: d[k] for k in ("device", "threads", "batch_size", "dtype", "backend", "channels_last", "clock")}
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of one item's samples, in milliseconds."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarise(samples_s: Sequence[float]) -> Timing:
+    """Median and 10th/90th percentiles (ms) of per-call times given in seconds."""
+    if not samples_s:
+        raise ValueError("no samples to summarise")
+    ms = np.asarray(samples_s, dtype=np.float64) * 1e3
+    p10, med, p90 = np.percentile(ms, [10, 50, 90])
+    return Timing(float(med), float(p10), float(p90), int(ms.size))
+
+
+def median_ci_halfwidth(samples: Sequence[float]) -> float:
+    """Relative half-width of the distribution-free 95% confidence interval of the median.
+
+    With ``n`` sorted samples, the interval runs between the order statistics of rank
+    ``n/2 -+ 1.96 sqrt(n)/2`` (normal approximation to the binomial).
+    """
+    n = len(samples)
+    if n < 8:
+        return math.inf
+    s = sorted(samples)
+    half = 0.98 * math.sqrt(n)
+    lo = max(0, math.floor(n / 2 - half))
+    hi = min(n - 1, math.ceil(n / 2 + half))
+    med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+    return (s[hi] - s[lo]) / (2 * med) if med > 0 else math.inf
+
+
+def device_name(device: str) -> str:
+    """What the device is: the CPU model for ``cpu``, the GPU name for CUDA devices."""
+    if device == "cpu":
+        return _cpu_model()
+    if not torch.cuda.is_available():
+        return "no CUDA device"
+    return torch.cuda.get_device_name(torch.device(device))
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing a callable per backend
+
+
+def _input(shape: Sequence[int], settings: Settings) -> torch.Tensor:
+    x = torch.randn(*shape, dtype=DTYPES[settings.dtype], device=settings.torch_device)
+    if settings.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _prepare(module: nn.Module, shape: Sequence[int], settings: Settings) -> Callable[[], float]:
+    """A zero-argument step that runs one inference and returns its wall time in seconds."""
+    module = module.eval().to(device=settings.torch_device, dtype=DTYPES[settings.dtype])
+    if settings.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    x = _input(shape, settings)
+    fn: Callable[[], Any]
+    if settings.backend == "eager":
+        def fn() -> Any:
+            return module(x)
+    elif settings.backend == "torchscript":
+        with torch.no_grad():
+            scripted = torch.jit.freeze(torch.jit.trace(module, (x,)))
+
+        def fn() -> Any:
+            return scripted(x)
+    else:
+        fn = _onnxruntime_fn(module, x, settings)
+    perf = time.thread_time if settings.clock == "cpu" else time.perf_counter
+    if settings.torch_device.type == "cuda":
+        sync = torch.cuda.synchronize
+
+        def step() -> float:
+            sync()
+            t0 = perf()
+            fn()
+            sync()
+            return perf() - t0
+    else:
+        def step() -> float:
+            t0 = perf()
+            fn()
+            return perf() - t0
+    return step
+
+
+def _onnxruntime_fn(module: nn.Module, x: torch.Tensor, settings: Settings) -> Callable[[], Any]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ValueError("backend 'onnxruntime' needs the onnxruntime package (pip install onnxruntime onnx)") from None
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, (x,), buf, input_names=["x"], dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = settings.threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    cuda = settings.torch_device.type == "cuda"
+    providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(buf.getvalue(), opts, providers=providers)
+    feed = {"x": x.detach().cpu().numpy()}
+    if not cuda:
+        return lambda: session.run(None, feed)
+    binding = session.io_binding()
+    binding.bind_cpu_input("x", feed["x"])
+    binding.bind_output(session.get_outputs()[0].name, "cuda")
+    return lambda: session.run_with_iobinding(binding)
+
+
+@contextlib.contextmanager
+def _quiet_process(settings: Settings) -> Iterator[None]:
+    """Fixed thread count, inference mode and no garbage collection for the duration."""
+    threads = torch.get_num_threads()
+    gc_was_enabled = gc.isenabled()
+    torch.set_num_threads(settings.threads)
+    gc.collect()
+    gc.disable()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def _enough(samples: list[float], spent: float, settings: Settings) -> bool:
+    n = len(samples)
+    if n < settings.min_repeats:
+        return False
+    if n >= settings.max_repeats or spent >= settings.max_seconds:
+        return True
+    return median_ci_halfwidth(samples) <= settings.rel_ci
+
+
+def measure_modules(
+    items: Sequence[tuple[nn.Module, Sequence[int]]], settings: Settings
+) -> list[Timing]:
+    """Time several modules, interleaved; ``items`` are ``(module, input shape)`` pairs.
+
+    The input shape includes the batch dimension. Returns one :class:`Timing` per item, in order.
+    """
+    if not items:
+        return []
+    with _quiet_process(settings):
+        steps = [_prepare(module, shape, settings) for module, shape in items]
+        for step in steps:
+            for _ in range(settings.warmup):
+                step()
+        samples: list[list[float]] = [[] for _ in steps]
+        spent = [0.0] * len(steps)
+        active = list(range(len(steps)))
+        while active:
+            for i in active:
+                step, got = steps[i], samples[i]
+                t0 = time.perf_counter()
+                for _ in range(settings.per_round):
+                    got.append(step())
+                spent[i] += time.perf_counter() - t0
+            active = [i for i in active if not _enough(samples[i], spent[i], settings)]
+    return [summarise(s) for s in samples]
+
+
+def measure_module(module: nn.Module, shape: Sequence[int], settings: Settings) -> Timing:
+    """Time one module on an input of ``shape`` (batch dimension included)."""
+    return measure_modules([(module, shape)], settings)[0]

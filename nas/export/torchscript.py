@@ -1,0 +1,40 @@
+"""The ``torchscript`` format: a scripted module (traced where scripting fails) that runs with
+``torch.jit.load`` alone, without litenas installed. The description travels inside the archive
+as the extra file ``litenas_arch.json``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from nas.builder import LiteNet
+from nas.io import atomic_path
+
+ARCH_FILE = "litenas_arch.json"
+logger = logging.getLogger(__name__)
+
+
+def to_torchscript(model: LiteNet, example: torch.Tensor) -> tuple[torch.jit.ScriptModule, str]:
+    """``(module, method)``: ``model`` scripted (``method == "script"``) or, where some op is not
+    scriptable, traced on ``example`` (``"trace"``, with a warning naming the reason)."""
+    model = model.eval()
+    try:
+        return torch.jit.script(model), "script"
+    except Exception as exc:  # TorchScript raises several kinds for unsupported Python
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.warning("scripting failed (%s); tracing instead: the graph is fixed to this input's "
+                       "control flow", reason)
+    with torch.no_grad():
+        return torch.jit.trace(model, example), "trace"
+
+
+def save(model: LiteNet, out: str | os.PathLike[str], example: torch.Tensor) -> tuple[Path, str]:
+    """Write ``model`` as TorchScript to ``out`` atomically; returns the path and the method
+    (``script`` or ``trace``)."""
+    module, method = to_torchscript(model, example)
+    with atomic_path(out) as tmp:
+        torch.jit.save(module, str(tmp), _extra_files={ARCH_FILE: model.arch.to_json(indent=None)})
+    return Path(out), method

@@ -1,0 +1,84 @@
+"""FBNet (Wu et al., "FBNet: Hardware-Aware Efficient ConvNet Design via Differentiable Neural
+Architecture Search", CVPR 2019).
+
+``fbnet_c`` reproduces timm's ``fbnetc_100``, FBNet-C as read from the paper's Figure 4: a
+16-channel stem, inverted residuals only (an expansion of 1 still has its 1x1 expansion conv),
+ReLU throughout, no squeeze-excite and a 1984-wide 1x1 conv head. With ``width`` the stem and
+block widths are ``make_divisible(c * width, 8)``; the head stays 1984.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from nas.arch import Arch, Block
+from search_spaces.zoo import ZooEntry
+from search_spaces.zoo._stages import (
+    apply_downsample,
+    check_width,
+    expand_stages,
+    make_stem,
+    round_channels,
+    set_strides,
+)
+
+PAPER = ("Wu et al., FBNet: Hardware-Aware Efficient ConvNet Design via Differentiable Neural "
+         "Architecture Search, CVPR 2019")
+
+# Stages of (repeats, block token); within a row only the first block keeps the stride.
+_FBNET_C = (
+    ((1, "ir_c16_e1"),),
+    ((1, "ir_c24_s2_e6"), (2, "ir_c24_e1")),
+    ((1, "ir_c32_k5_s2_e6"), (1, "ir_c32_k5_e3"), (1, "ir_c32_k5_e6"), (1, "ir_c32_e6")),
+    ((1, "ir_c64_k5_s2_e6"), (1, "ir_c64_k5_e3"), (2, "ir_c64_k5_e6")),
+    ((3, "ir_c112_k5_e6"), (1, "ir_c112_k5_e3")),
+    ((4, "ir_c184_k5_s2_e6"),),
+    ((1, "ir_c352_e6"),),
+)
+
+
+def fbnet(
+    variant: str = "c",
+    width: float = 1.0,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    *,
+    stem: str = "conv",
+    stem_stride: int = 2,
+    strides: Sequence[int] | None = None,
+    downsample: str | Sequence[str] = "standard",
+    dropout: float = 0.2,
+) -> Arch:
+    """FBNet-C at a width multiplier (timm's layout).
+
+    Args:
+        variant: ``"c"`` (the one published layout timm carries).
+        width: channel multiplier for the stem and the blocks (the 1984-wide head is fixed).
+        resolution: input size; ``num_classes``: classifier outputs.
+        stem: ``"conv"`` (3x3 conv-BN-ReLU) or ``"hybrid"`` (stride-1 stem of the padding-free
+            paper; needs ``stem_stride=1``).
+        stem_stride: 2 for ImageNet, 1 for small inputs.
+        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
+        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
+            one kind per stride-2 block in order.
+        dropout: before the classifier.
+    """
+    if variant != "c":
+        raise ValueError(f"variant must be 'c', got {variant!r}")
+    check_width(width)
+    ch = partial(round_channels, width=width)
+    blocks = expand_stages(_FBNET_C, ch)
+    blocks = apply_downsample(set_strides(blocks, strides), downsample)
+    return Arch(
+        resolution=resolution,
+        num_classes=num_classes,
+        stem=make_stem(stem, ch(16), stem_stride, "relu"),
+        blocks=tuple(blocks),
+        head=Block.make("hc", out_chs=1984, act="relu", dropout=dropout),
+    )
+
+
+ENTRIES = (
+    ZooEntry("fbnet_c", lambda: fbnet("c"), PAPER, "timm :: fbnetc_100"),
+)

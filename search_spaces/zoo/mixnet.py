@@ -1,0 +1,104 @@
+"""MixNet (Tan & Le, "MixConv: Mixed Depthwise Convolutional Kernels", BMVC 2019).
+
+``mixnet_s``, ``mixnet_m`` and ``mixnet_l`` reproduce timm's models of those names, a port of
+the TensorFlow TPU reference: mixed-kernel depthwise convs (a kernel list such as ``k3.5.7``
+splits the expanded channels into equal groups, the remainder going to the first), 1x1
+expansion/projection convs split into two groups (timm's ``a1.1`` / ``p1.1``, here
+``exp_groups=2`` / ``proj_groups=2``), ReLU in the stem, the first two stages and the head,
+swish with squeeze-excite (sized from the block input, sigmoid gate) in the later stages, and a
+1536-wide 1x1 conv head. MixNet-L is MixNet-M at width 1.3 (``make_divisible(c * 1.3, 8)`` for
+the stem and blocks; the head stays 1536).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from nas.arch import Arch, Block
+from search_spaces.zoo import ZooEntry
+from search_spaces.zoo._stages import (
+    apply_downsample,
+    check_width,
+    expand_stages,
+    make_stem,
+    round_channels,
+    set_strides,
+)
+
+PAPER = "Tan & Le, MixConv: Mixed Depthwise Convolutional Kernels, BMVC 2019"
+
+# Stages of (repeats, block token); within a row only the first block keeps the stride.
+# MixNet-S, the paper's Figure 8(a).
+_S = (
+    ((1, "ds_c16"),),
+    ((1, "ir_c24_s2_e6_eg2_pg2"), (1, "ir_c24_e3_eg2_pg2")),
+    ((1, "ir_c40_k3.5.7_s2_e6_aswish_se0.5"), (3, "ir_c40_k3.5_e6_aswish_se0.5_eg2_pg2")),
+    ((1, "ir_c80_k3.5.7_s2_e6_aswish_se0.25_pg2"), (2, "ir_c80_k3.5_e6_aswish_se0.25_pg2")),
+    ((1, "ir_c120_k3.5.7_e6_aswish_se0.5_eg2_pg2"), (2, "ir_c120_k3.5.7.9_e3_aswish_se0.5_eg2_pg2")),
+    ((1, "ir_c200_k3.5.7.9.11_s2_e6_aswish_se0.5"), (2, "ir_c200_k3.5.7.9_e6_aswish_se0.5_pg2")),
+)
+# MixNet-M, the paper's Figure 8(b).
+_M = (
+    ((1, "ds_c24"),),
+    ((1, "ir_c32_k3.5.7_s2_e6_eg2_pg2"), (1, "ir_c32_e3_eg2_pg2")),
+    ((1, "ir_c40_k3.5.7.9_s2_e6_aswish_se0.5"), (3, "ir_c40_k3.5_e6_aswish_se0.5_eg2_pg2")),
+    ((1, "ir_c80_k3.5.7_s2_e6_aswish_se0.25"), (3, "ir_c80_k3.5.7.9_e6_aswish_se0.25_eg2_pg2")),
+    ((1, "ir_c120_e6_aswish_se0.5"), (3, "ir_c120_k3.5.7.9_e3_aswish_se0.5_eg2_pg2")),
+    ((1, "ir_c200_k3.5.7.9_s2_e6_aswish_se0.5"), (3, "ir_c200_k3.5.7.9_e6_aswish_se0.5_pg2")),
+)
+# variant: (stages, stem channels, depth truncation)
+_VARIANTS = {"s": (_S, 16, "ceil"), "m": (_M, 24, "round")}
+
+
+def mixnet(
+    variant: str = "s",
+    width: float = 1.0,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    *,
+    depth: float = 1.0,
+    stem: str = "conv",
+    stem_stride: int = 2,
+    strides: Sequence[int] | None = None,
+    downsample: str | Sequence[str] = "standard",
+    dropout: float | None = None,
+) -> Arch:
+    """MixNet-S or -M at width and depth multipliers (MixNet-L is ``mixnet("m", 1.3)``).
+
+    Args:
+        variant: ``"s"`` or ``"m"``.
+        width: channel multiplier for the stem and the blocks (the 1536-wide head is fixed).
+        resolution: input size; ``num_classes``: classifier outputs.
+        depth: repeat multiplier per stage (timm's rule: ``ceil`` for S, ``round`` for M).
+        stem: ``"conv"`` (3x3 conv-BN-ReLU) or ``"hybrid"`` (stride-1 stem of the padding-free
+            paper; needs ``stem_stride=1``).
+        stem_stride: 2 for ImageNet, 1 for small inputs.
+        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
+        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
+            one kind per stride-2 block in order.
+        dropout: before the classifier (``None``: the reference's 0.2 for S, 0.25 for M and L).
+    """
+    if variant not in _VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
+    check_width(width)
+    stages, stem_chs, trunc = _VARIANTS[variant]
+    ch = partial(round_channels, width=width)
+    blocks = expand_stages(stages, ch, depth=depth, depth_trunc=trunc)
+    blocks = apply_downsample(set_strides(blocks, strides), downsample)
+    if dropout is None:
+        dropout = 0.2 if variant == "s" else 0.25
+    return Arch(
+        resolution=resolution,
+        num_classes=num_classes,
+        stem=make_stem(stem, ch(stem_chs), stem_stride, "relu"),
+        blocks=tuple(blocks),
+        head=Block.make("hc", out_chs=1536, act="relu", dropout=dropout),
+    )
+
+
+ENTRIES = (
+    ZooEntry("mixnet_s", lambda: mixnet("s"), PAPER, "timm :: mixnet_s"),
+    ZooEntry("mixnet_m", lambda: mixnet("m"), PAPER, "timm :: mixnet_m"),
+    ZooEntry("mixnet_l", lambda: mixnet("m", 1.3), PAPER, "timm :: mixnet_l"),
+)

@@ -1,0 +1,135 @@
+"""MobileNetV3 (Howard et al., "Searching for MobileNetV3", ICCV 2019).
+
+``mobilenet_v3_large`` and ``mobilenet_v3_small`` reproduce torchvision's models: hard-swish
+stem, inverted residuals with the MobileNetV3 squeeze-excite (``make_divisible(mid / 4, 8)``
+channels, ReLU, hard-sigmoid gate), a block whose expansion equals its input written as a
+depthwise-separable ``ds`` (torchvision drops the expansion conv there), a 1x1 conv to six times
+the last width, then the efficient last stage (pool, hidden linear with hard-swish, dropout,
+linear). With ``width`` every channel count, the expanded ones included, is
+``make_divisible(c * width, 8)`` as in torchvision.
+
+The builder also takes the CIFAR settings of the padding-free paper
+(``shared/reference/padding_free.md``): ``stem_stride=1``, ``stem="hybrid"`` and
+``downsample="padding_free"`` for the stride-2 depthwise convs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nas.arch import Arch, Block
+from search_spaces.ops.layers import make_divisible
+from search_spaces.zoo import ZooEntry
+from search_spaces.zoo._stages import apply_downsample, check_width, make_stem, set_strides
+
+PAPER = "Howard et al., Searching for MobileNetV3, ICCV 2019"
+
+# (kernel, expanded, out, squeeze-excite, activation, stride) per block, the paper's Tables 1-2.
+_LARGE = (
+    (3, 16, 16, False, "relu", 1),
+    (3, 64, 24, False, "relu", 2),
+    (3, 72, 24, False, "relu", 1),
+    (5, 72, 40, True, "relu", 2),
+    (5, 120, 40, True, "relu", 1),
+    (5, 120, 40, True, "relu", 1),
+    (3, 240, 80, False, "hswish", 2),
+    (3, 200, 80, False, "hswish", 1),
+    (3, 184, 80, False, "hswish", 1),
+    (3, 184, 80, False, "hswish", 1),
+    (3, 480, 112, True, "hswish", 1),
+    (3, 672, 112, True, "hswish", 1),
+    (5, 672, 160, True, "hswish", 2),
+    (5, 960, 160, True, "hswish", 1),
+    (5, 960, 160, True, "hswish", 1),
+)
+_SMALL = (
+    (3, 16, 16, True, "relu", 2),
+    (3, 72, 24, False, "relu", 2),
+    (3, 88, 24, False, "relu", 1),
+    (5, 96, 40, True, "hswish", 2),
+    (5, 240, 40, True, "hswish", 1),
+    (5, 240, 40, True, "hswish", 1),
+    (5, 120, 48, True, "hswish", 1),
+    (5, 144, 48, True, "hswish", 1),
+    (5, 288, 96, True, "hswish", 2),
+    (5, 576, 96, True, "hswish", 1),
+    (5, 576, 96, True, "hswish", 1),
+)
+# variant: (blocks, stem channels, hidden width of the last stage)
+_VARIANTS = {"large": (_LARGE, 16, 1280), "small": (_SMALL, 16, 1024)}
+
+
+def _exp_ratio(in_chs: int, mid_chs: int) -> float:
+    """The shortest decimal expansion ratio whose ``make_divisible(in * ratio, 8)`` is ``mid_chs``
+    (so a listed width such as 88 over 24 reads ``e3.7``)."""
+    for digits in range(1, 7):
+        ratio = round(mid_chs / in_chs, digits)
+        if make_divisible(in_chs * ratio) == mid_chs:
+            return ratio
+    return mid_chs / in_chs
+
+
+def mobilenet_v3(
+    variant: str = "large",
+    width: float = 1.0,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    *,
+    stem: str = "conv",
+    stem_stride: int = 2,
+    strides: Sequence[int] | None = None,
+    downsample: str | Sequence[str] = "standard",
+    dropout: float = 0.2,
+) -> Arch:
+    """MobileNetV3-Large or -Small at a width multiplier (torchvision's layout).
+
+    Args:
+        variant: ``"large"`` or ``"small"``.
+        width: channel multiplier (``make_divisible(c * width, 8)`` everywhere).
+        resolution: input size; ``num_classes``: classifier outputs.
+        stem: ``"conv"`` (3x3 conv-BN-hswish) or ``"hybrid"`` (the padding-free paper's stride-1
+            stem; needs ``stem_stride=1``).
+        stem_stride: 2 for ImageNet, 1 for the CIFAR variants.
+        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them all at
+            2; the padding-free paper's CIFAR variants use ``(1, 2, 2, 2)`` for ``"large"``).
+        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
+            one kind per stride-2 block in order.
+        dropout: before the classifier.
+    """
+    if variant not in _VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
+    check_width(width)
+    table, stem_chs, hidden = _VARIANTS[variant]
+
+    def ch(c: int) -> int:
+        return make_divisible(c * width)
+
+    in_chs = ch(stem_chs)
+    blocks = []
+    for kernel, mid, out, se, act, stride in table:
+        mid, out = ch(mid), ch(out)
+        common = dict(out_chs=out, kernel=kernel, stride=stride, act=act)
+        if se:
+            common.update(se_ratio=0.25, se_style="mbv3")
+        if mid == in_chs:
+            blocks.append(Block.make("ds", **common))
+        else:
+            blocks.append(Block.make("ir", exp_ratio=_exp_ratio(in_chs, mid), **common))
+        in_chs = out
+    blocks = apply_downsample(set_strides(blocks, strides), downsample)
+    blocks.append(Block.make("cn", out_chs=6 * in_chs, kernel=1, act="hswish"))
+    return Arch(
+        resolution=resolution,
+        num_classes=num_classes,
+        stem=make_stem(stem, ch(stem_chs), stem_stride, "hswish"),
+        blocks=tuple(blocks),
+        head=Block.make("hp", hidden=ch(hidden), act="hswish", dropout=dropout),
+    )
+
+
+ENTRIES = (
+    ZooEntry("mobilenet_v3_large", lambda: mobilenet_v3("large"), PAPER,
+             "torchvision.models :: mobilenet_v3_large"),
+    ZooEntry("mobilenet_v3_small", lambda: mobilenet_v3("small"), PAPER,
+             "torchvision.models :: mobilenet_v3_small"),
+)
