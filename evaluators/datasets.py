@@ -21,6 +21,7 @@ Problems with the data (a corrupt image, an empty class folder, a missing file) 
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import json
@@ -129,8 +130,9 @@ class Dataset:
         return int(self.train.images.shape[3])
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready identity (name, fingerprint, sizes): what a cache key needs to know."""
-        return {"name": self.name, "fingerprint": self.fingerprint, "classes": self.num_classes,
+        """JSON-ready identity (content fingerprint, sizes) for cache keys; the name is left out
+        because the same data loaded from an archive or its extracted folder is the same data."""
+        return {"fingerprint": self.fingerprint, "classes": self.num_classes,
                 "train": len(self.train), "test": len(self.test), "shape": list(self.train.images.shape[1:])}
 
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -240,7 +242,8 @@ def _decode(path: Path, mode: str, size: int | None, expect: tuple[int, ...] | N
 
 
 def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None,
-                      mode: str = "RGB", size: int | None = None, progress: bool = True) -> Dataset:
+                      mode: str = "RGB", size: int | None = None, name: str | None = None,
+                      progress: bool = True) -> Dataset:
     """Load ``<root>/train/<class>/*`` and ``<root>/test/<class>/*`` as uint8 arrays.
 
     Class names are the train split's folder names, sorted; the test split must use the same
@@ -248,8 +251,10 @@ def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathL
     ``size x size``. ``mode`` is the PIL mode (``RGB`` or ``L``). The decoded arrays are cached in
     ``cache_dir`` (default :func:`default_cache_dir` ``/datasets``) as ``<key>.npz`` plus
     ``<key>.json``, where the key covers the folder listing, so a changed folder is decoded again.
+    ``name`` defaults to the folder's name.
     """
     root = Path(root).expanduser().resolve()
+    name = name or root.name
     if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
@@ -267,7 +272,7 @@ def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathL
         with np.load(arrays_path, allow_pickle=False) as z:
             train = ImageSet(z["train_images"], z["train_labels"])
             test = ImageSet(z["test_images"], z["test_labels"])
-        return Dataset(root.name, tuple(manifest["classes"]), train, test, manifest["fingerprint"])
+        return Dataset(name, tuple(manifest["classes"]), train, test, manifest["fingerprint"])
 
     splits = {}
     total = sum(len(f) for cls in listing.values() for f in cls.values())
@@ -275,8 +280,8 @@ def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathL
         expect: tuple[int, ...] | None = None
         for split, cls in listing.items():
             images, labels = [], []
-            for name, files in cls.items():
-                label = classes.index(name)
+            for class_name, files in cls.items():
+                label = classes.index(class_name)
                 for p in files:
                     arr = _decode(p, mode, size, expect)
                     expect = arr.shape
@@ -284,7 +289,7 @@ def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathL
                     labels.append(label)
                     bar.update()
             splits[split] = ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64))
-    ds = Dataset(root.name, classes, splits["train"], splits["test"])
+    ds = Dataset(name, classes, splits["train"], splits["test"])
     with atomic_path(arrays_path) as tmp, tmp.open("wb") as fh:
         np.savez(fh, train_images=ds.train.images, train_labels=ds.train.labels,
                  test_images=ds.test.images, test_labels=ds.test.labels)
@@ -299,11 +304,12 @@ def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathL
 # ---------------------------------------------------------------------------------------------
 # CIFAR python pickles
 class _ArrayUnpickler(pickle.Unpickler):
-    """Admits only what the CIFAR batch files hold: builtins and numpy arrays."""
+    """Admits only what CIFAR batch files hold: builtins, numpy arrays, and the bytes codec that
+    protocol-2 pickles written by Python 3 use."""
 
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -311,7 +317,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         if name == "_reconstruct":
             return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own _reconstruct, wherever it lives
-        return getattr(np, name)
+        return codecs.encode if name == "encode" else getattr(np, name)
 
 
 def _read_pickle(path: Path) -> dict[str, Any]:
@@ -491,13 +497,15 @@ def load_dataset(source: str | os.PathLike[str], *, cache_dir: str | os.PathLike
     if str(source) == "synthetic":
         return synthetic()
     path = Path(source).expanduser()
+    name = None
     if path.is_file() and (path.name.endswith((".tar.gz", ".tgz", ".tar"))):
+        name = path.name.split(".")[0]
         path = extract_archive(path, None if cache_dir is None else Path(cache_dir) / "extracted")
     if not path.is_dir():
         raise ValueError(f"{path}: not a dataset folder or archive")
     if (path / "train").is_dir() and (path / "test").is_dir():
         folder_cache = None if cache_dir is None else Path(cache_dir) / "datasets"
-        return load_image_folder(path, cache_dir=folder_cache, progress=progress)
+        return load_image_folder(path, cache_dir=folder_cache, name=name, progress=progress)
     names = {p.name for p in path.iterdir()}
     if names & {"cifar-10-batches-py", "cifar-100-python", "batches.meta", "meta", "data_batch_1"}:
         return load_cifar(path)

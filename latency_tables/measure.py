@@ -25,6 +25,7 @@ Method (shared by op tables and whole-network measurements, so the two are compa
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import io
@@ -37,6 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from latency_tables.table import IDENTITY_FIELDS, Timing
+from nas.arch import Arch
+from search_spaces.registry import OpConfig
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
 CLOCKS = ("wall", "cpu")
@@ -51,10 +56,12 @@ __all__ = [
     "CLOCKS",
     "DTYPES",
     "Settings",
-    "Timing",
     "summarise",
     "measure_modules",
     "measure_module",
+    "measure_ops",
+    "measure_archs",
+    "op_input_shape",
     "device_name",
 ]
 
@@ -125,24 +132,15 @@ class Settings:
     def identity(self) -> dict[str, Any]:
         """The fields that define what a measurement means (recorded in table metadata)."""
         d = asdict(self)
-        return {k: d[k] for k in ("device", "threads", "batch_size", "dtype", "backend", "channels_last", "clock")}
+        return {k: d[k] for k in IDENTITY_FIELDS}
+
+    def harness(self) -> dict[str, Any]:
+        """The fields that only steer sampling."""
+        return {k: v for k, v in asdict(self).items() if k not in IDENTITY_FIELDS}
 
     @property
     def torch_device(self) -> torch.device:
         return torch.device(self.device)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Summary of one item's samples, in milliseconds."""
-
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    n: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def summarise(samples_s: Sequence[float]) -> Timing:
@@ -323,3 +321,49 @@ def measure_modules(
 def measure_module(module: nn.Module, shape: Sequence[int], settings: Settings) -> Timing:
     """Time one module on an input of ``shape`` (batch dimension included)."""
     return measure_modules([(module, shape)], settings)[0]
+
+
+def op_input_shape(config: OpConfig, batch_size: int) -> tuple[int, int, int, int]:
+    """The NCHW input shape an op configuration sees in its network."""
+    return (batch_size, config.in_chs, config.in_size, config.in_size)
+
+
+def measure_ops(configs: Sequence[OpConfig], settings: Settings) -> list[Timing]:
+    """Time op configurations (each built alone), interleaved; one :class:`Timing` each."""
+    return measure_modules([(c.build(), op_input_shape(c, settings.batch_size)) for c in configs], settings)
+
+
+def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, progress: bool = True,
+                  desc: str = "networks") -> list[Timing]:
+    """Time whole networks, ``chunk`` at a time interleaved, with a progress bar."""
+    from tqdm import tqdm
+
+    from nas.builder import build_model
+
+    out: list[Timing] = []
+    with tqdm(total=len(archs), desc=desc, unit="net", disable=None if progress else True) as bar:
+        for start in range(0, len(archs), chunk):
+            part = archs[start:start + chunk]
+            items = [(build_model(a), (settings.batch_size, a.in_chans, a.resolution, a.resolution)) for a in part]
+            out += measure_modules(items, settings)
+            bar.update(len(part))
+    return out
+
+
+def add_harness_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options for how long the harness samples (the :class:`Settings` knobs)."""
+    d = Settings()
+    g = parser.add_argument_group("sampling")
+    g.add_argument("--warmup", type=int, default=d.warmup, help="untimed calls per item (default %(default)s)")
+    g.add_argument("--min-repeats", type=int, default=d.min_repeats, help="samples per item at least (default %(default)s)")
+    g.add_argument("--max-repeats", type=int, default=d.max_repeats, help="samples per item at most (default %(default)s)")
+    g.add_argument("--max-seconds", type=float, default=d.max_seconds,
+                   help="sampling time per item after which it stops (default %(default)s)")
+    g.add_argument("--rel-ci", type=float, default=d.rel_ci,
+                   help="stop once the 95%% CI of the median is within +-this fraction (default %(default)s)")
+
+
+def harness_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Settings` knobs given by :func:`add_harness_arguments` options."""
+    return {"warmup": args.warmup, "min_repeats": args.min_repeats, "max_repeats": args.max_repeats,
+            "max_seconds": args.max_seconds, "rel_ci": args.rel_ci}

@@ -1,11 +1,13 @@
 """litenas: hardware-aware neural architecture search for mobile CNNs.
 
 The public core: :class:`Arch` / :class:`Block` (architecture as data), :func:`build_model`,
-and complexity counting (:mod:`nas.complexity`).
+complexity counting (:mod:`nas.complexity`), and exporting (:mod:`nas.export`; :func:`load`
+rebuilds a network saved with ``nas export --format pt``).
 """
 
 from nas.arch import Arch, ArchError, Block
 from nas.builder import LiteNet, build_model
+from nas.export import load
 
-__all__ = ["Arch", "ArchError", "Block", "LiteNet", "build_model"]
+__all__ = ["Arch", "ArchError", "Block", "LiteNet", "build_model", "load"]
 __version__ = "0.1.0"

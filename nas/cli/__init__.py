@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # Sub-command modules of this package, in help order.
-_COMMANDS = ("zoo",)
+_COMMANDS = ("zoo", "latency")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -132,14 +132,14 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, chs: int, rd_chs: int, act: str, gate: str):
         super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv_reduce = nn.Conv2d(chs, rd_chs, 1, bias=True)
         self.act = create_act(act)
         self.conv_expand = nn.Conv2d(rd_chs, chs, 1, bias=True)
         self.gate = create_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)
-        s = self.conv_expand(self.act(self.conv_reduce(s)))
+        s = self.conv_expand(self.act(self.conv_reduce(self.pool(x))))
         return x * self.gate(s)
 
 

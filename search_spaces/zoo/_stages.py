@@ -62,7 +62,7 @@ def expand_stages(
     blocks: list[Block] = []
     for stage in stages:
         counts = scale_stage_depth([r for r, _ in stage], depth, depth_trunc)
-        for count, (_, token) in zip(counts, stage):
+        for count, (_, token) in zip(counts, stage, strict=True):
             (block,) = token_to_blocks(token)
             block = block.replace(out_chs=round_chs(block["out_chs"]), **overrides)
             blocks.append(block)
@@ -83,7 +83,7 @@ def set_strides(blocks: Sequence[Block], strides: Sequence[int] | None) -> list[
     strides = list(strides)
     if len(strides) != len(stride2):
         raise ValueError(f"strides: expected one stride per stride-2 block ({len(stride2)}), got {len(strides)}")
-    for i, s in zip(stride2, strides):
+    for i, s in zip(stride2, strides, strict=True):
         if s not in (1, 2):
             raise ValueError(f"strides: each stride must be 1 or 2, got {s!r}")
         out[i] = out[i].replace(stride=s)
@@ -102,7 +102,7 @@ def apply_downsample(blocks: Sequence[Block], downsample: str | Sequence[str]) -
     if len(kinds) != len(stride2):
         raise ValueError(f"downsample: expected one kind per stride-2 block ({len(stride2)}), got {len(kinds)}")
     out = list(blocks)
-    for i, kind in zip(stride2, kinds):
+    for i, kind in zip(stride2, kinds, strict=True):
         if "downsample" not in out[i].spec.field_by_name:
             if kind != "standard":
                 raise ValueError(f"downsample: block {i} ({out[i].op}) has no padding-free variant")

@@ -26,13 +26,11 @@ def cifar_mobilenet_v3_large(padding_free: bool = False, num_classes: int = 100)
     """MobileNetV3-Large for 32x32 inputs: stride-1 stem and second block, optionally padding-free
     on the three remaining stride-2 blocks with the hybrid stem."""
     kind = "padding_free" if padding_free else "standard"
-    arch = mobilenet_v3(
+    # The reference keeps the first stride-2 block (16 -> 24) at stride 1 on CIFAR.
+    return mobilenet_v3(
         "large", 1.0, 32, num_classes, stem="hybrid" if padding_free else "conv", stem_stride=1,
-        downsample=("standard", kind, kind, kind),
+        strides=(1, 2, 2, 2), downsample=kind,
     )
-    blocks = list(arch.blocks)
-    blocks[1] = blocks[1].replace(stride=1)  # the reference keeps the C1 block at stride 1 on CIFAR
-    return arch.replace(blocks=tuple(blocks))
 
 
 ENTRIES = (

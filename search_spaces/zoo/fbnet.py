@@ -2,8 +2,11 @@
 Architecture Search", CVPR 2019).
 
 ``fbnet_c`` reproduces timm's ``fbnetc_100``, FBNet-C as read from the paper's Figure 4: a
-16-channel stem, inverted residuals only (an expansion of 1 still has its 1x1 expansion conv),
-ReLU throughout, no squeeze-excite and a 1984-wide 1x1 conv head. With ``width`` the stem and
+16-channel stem, inverted residuals (an expansion of 1 still has its 1x1 expansion conv), ReLU
+throughout, no squeeze-excite and a 1984-wide 1x1 conv head. Its 22 searched layers are kept as
+the paper and mobile-vision's ``fbnet_c`` list them: the second layer of the 24-channel stage is
+the ``skip`` candidate (an identity there, no parameters), which timm leaves out; the network is
+the same and it is the point of the ``fbnet`` search space. With ``width`` the stem and
 block widths are ``make_divisible(c * width, 8)``; the head stays 1984.
 """
 
@@ -29,7 +32,7 @@ PAPER = ("Wu et al., FBNet: Hardware-Aware Efficient ConvNet Design via Differen
 # Stages of (repeats, block token); within a row only the first block keeps the stride.
 _FBNET_C = (
     ((1, "ir_c16_e1"),),
-    ((1, "ir_c24_s2_e6"), (2, "ir_c24_e1")),
+    ((1, "ir_c24_s2_e6"), (1, "skip_c24"), (2, "ir_c24_e1")),
     ((1, "ir_c32_k5_s2_e6"), (1, "ir_c32_k5_e3"), (1, "ir_c32_k5_e6"), (1, "ir_c32_e6")),
     ((1, "ir_c64_k5_s2_e6"), (1, "ir_c64_k5_e3"), (2, "ir_c64_k5_e6")),
     ((3, "ir_c112_k5_e6"), (1, "ir_c112_k5_e3")),

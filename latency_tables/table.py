@@ -1,0 +1,336 @@
+"""The latency table: a versioned JSON file of per-op timings, and its reader and writer.
+
+Layout (``format`` ``litenas.latency_table``, ``version`` 1)::
+
+    {
+     "format": "litenas.latency_table",
+     "version": 1,
+     "meta": {"device": "cpu", "device_name": "AMD EPYC", "torch": "2.13.0+cpu", "threads": 1,
+              "batch_size": 1, "dtype": "float32", "backend": "eager", "channels_last": false,
+              "clock": "wall", "resolution": 224, "space": "fbnet", "zoo": true,
+              "created": "2025-01-01T00:00:00+00:00", "updated": "...", "platform": "...",
+              "harness": {"warmup": 10, "min_repeats": 60, ...}},
+     "calibration": null | {"method": "linear", "coef": {"sum": 1.01, "const": 0.4}, ...},
+     "entries": {"<OpConfig.key()>": {"median_ms": 0.81, "p10_ms": 0.79, "p90_ms": 0.86, "n": 120}}
+    }
+
+Every problem in a file (not JSON, truncated, another format, a newer version, a missing or
+mistyped field, an impossible timing) raises :class:`TableError`, a ``ValueError`` whose message
+names the file and the problem. Loading a table measured on another device or torch version
+emits a :class:`TableMismatchWarning`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TABLE_FORMAT = "litenas.latency_table"
+TABLE_VERSION = 1
+
+# Metadata every table carries, with the type each must have.
+_META_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "device": str,
+    "device_name": str,
+    "torch": str,
+    "threads": int,
+    "batch_size": int,
+    "dtype": str,
+    "backend": str,
+    "channels_last": bool,
+    "clock": str,
+    "resolution": int,
+    "created": str,
+}
+_ENTRY_FIELDS = ("median_ms", "p10_ms", "p90_ms", "n")
+# The metadata fields that define what a measurement means (``measure.Settings.identity``).
+IDENTITY_FIELDS = ("device", "threads", "batch_size", "dtype", "backend", "channels_last", "clock")
+
+__all__ = [
+    "TABLE_FORMAT",
+    "TABLE_VERSION",
+    "IDENTITY_FIELDS",
+    "TableError",
+    "MissingKeyError",
+    "TableMismatchWarning",
+    "Timing",
+    "Calibration",
+    "LatencyTable",
+]
+
+
+class TableError(ValueError):
+    """A latency table file that cannot be used; the message names the file and the problem."""
+
+
+class MissingKeyError(KeyError, ValueError):
+    """An op configuration the table does not hold; the message names its key."""
+
+    def __init__(self, key: str, hint: str = ""):
+        super().__init__(key)
+        self.key = key
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"latency table has no entry for op {self.key!r}{self.hint}"
+
+
+class TableMismatchWarning(UserWarning):
+    """The table was measured on another device or torch version than the current one."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of one item's timing samples, in milliseconds (a table entry)."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Overhead model fitted on whole-network measurements: ``latency = sum_f coef[f] * x_f``.
+
+    Features (see :func:`latency_tables.predict.features`): ``sum`` (the sum of the op medians,
+    ms), ``n_ops`` (layers, stem and head included) and ``const`` (1). ``records`` keeps the
+    measurements the fit used, so it can be re-fitted or audited.
+    """
+
+    method: str
+    coef: dict[str, float]
+    fit_mape: float
+    loo_mape: dict[str, float] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Calibration:
+        if not isinstance(data, Mapping):
+            raise TableError(f"{where}: 'calibration' must be an object or null")
+        try:
+            coef = {str(k): float(v) for k, v in data["coef"].items()}
+            loo = {str(k): float(v) for k, v in data.get("loo_mape", {}).items()}
+            out = cls(str(data["method"]), coef, float(data["fit_mape"]), loo,
+                      list(data.get("records", [])), str(data.get("created", "")))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TableError(f"{where}: malformed 'calibration' ({type(exc).__name__}: {exc})") from None
+        if not all(math.isfinite(v) for v in coef.values()):
+            raise TableError(f"{where}: 'calibration' has a non-finite coefficient")
+        return out
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _check_entry(key: str, value: Any, where: str) -> Timing:
+    problem = f"{where}: entry {key!r}"
+    if not isinstance(value, Mapping):
+        raise TableError(f"{problem}: expected an object, got {type(value).__name__}")
+    missing = [f for f in _ENTRY_FIELDS if f not in value]
+    if missing:
+        raise TableError(f"{problem}: field {missing[0]!r} missing")
+    nums = {}
+    for f in _ENTRY_FIELDS[:3]:
+        v = value[f]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise TableError(f"{problem}: field {f!r} must be a finite number >= 0, got {v!r}")
+        nums[f] = float(v)
+    n = value["n"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise TableError(f"{problem}: field 'n' must be an integer >= 1, got {n!r}")
+    tol = 1e-9 * max(1.0, nums["p90_ms"])
+    if not nums["p10_ms"] - tol <= nums["median_ms"] <= nums["p90_ms"] + tol:
+        raise TableError(f"{problem}: expected p10_ms <= median_ms <= p90_ms, got {nums}")
+    return Timing(nums["median_ms"], nums["p10_ms"], nums["p90_ms"], n)
+
+
+class LatencyTable:
+    """Per-op timings measured under one set of conditions (the metadata), keyed by
+    :meth:`search_spaces.registry.OpConfig.key`.
+
+    Create one with :meth:`new` (empty, metadata from the harness settings and this machine)
+    or :meth:`load`; add measurements with :meth:`add`; persist with :meth:`save` (atomic).
+    """
+
+    def __init__(self, meta: dict[str, Any], entries: dict[str, Timing] | None = None,
+                 calibration: Calibration | None = None, path: Path | None = None):
+        self.meta = meta
+        self.entries: dict[str, Timing] = dict(entries or {})
+        self.calibration = calibration
+        self.path = path
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def new(cls, identity: Mapping[str, Any], *, resolution: int, harness: Mapping[str, Any] | None = None,
+            **extra: Any) -> LatencyTable:
+        """An empty table for measurements taken with ``identity`` (see
+        :meth:`latency_tables.measure.Settings.identity`) at ``resolution`` on this machine.
+
+        ``extra`` adds descriptive metadata (``space``, ``zoo``...).
+        """
+        import torch
+
+        from latency_tables.measure import device_name
+
+        stamp = now_iso()
+        meta = {
+            **identity,
+            "device_name": device_name(identity["device"]),
+            "torch": torch.__version__,
+            "resolution": resolution,
+            **extra,
+            "created": stamp,
+            "updated": stamp,
+            "platform": platform.platform(),
+            "harness": dict(harness or {}),
+        }
+        return cls(meta)
+
+    # ------------------------------------------------------------------------------------------
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.meta["resolution"])
+
+    def get(self, key: str) -> Timing:
+        """The entry for ``key``; a missing key raises :class:`MissingKeyError` naming it."""
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise MissingKeyError(key, f" (table {self.describe()})") from None
+
+    def add(self, key: str, timing: Timing) -> None:
+        """Store (or replace) the timing of ``key``."""
+        self.entries[key] = timing
+
+    def describe(self) -> str:
+        """One line: where it comes from and what it was measured on."""
+        m = self.meta
+        src = f"{self.path}: " if self.path else ""
+        return (f"{src}{m.get('space', '?')} @{m['resolution']}, {m['device']} {m['device_name']!r}, "
+                f"{m['threads']} thread(s), batch {m['batch_size']}, {m['dtype']}, {m['backend']}")
+
+    def settings_identity(self) -> dict[str, Any]:
+        """The measurement-defining fields, as :meth:`latency_tables.measure.Settings.identity`."""
+        return {k: self.meta[k] for k in IDENTITY_FIELDS}
+
+    # ------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": TABLE_FORMAT,
+            "version": TABLE_VERSION,
+            "meta": self.meta,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "entries": {k: self.entries[k].to_dict() for k in sorted(self.entries)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<table>") -> LatencyTable:
+        """Parse the JSON object of a table; every problem raises :class:`TableError`."""
+        if not isinstance(data, Mapping):
+            raise TableError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        fmt = data.get("format")
+        if fmt != TABLE_FORMAT:
+            raise TableError(f"{source}: not a litenas latency table ('format' is {fmt!r}, expected {TABLE_FORMAT!r})")
+        version = data.get("version")
+        if version != TABLE_VERSION:
+            raise TableError(f"{source}: unsupported table version {version!r} (this litenas reads {TABLE_VERSION})")
+        for name in ("meta", "entries"):
+            if name not in data:
+                raise TableError(f"{source}: field {name!r} missing")
+        meta = data["meta"]
+        if not isinstance(meta, Mapping):
+            raise TableError(f"{source}: 'meta' must be an object")
+        for name, typ in _META_FIELDS.items():
+            if name not in meta:
+                raise TableError(f"{source}: metadata field {name!r} missing")
+            value = meta[name]
+            if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+                raise TableError(f"{source}: metadata field {name!r} has the wrong type ({value!r})")
+        entries_raw = data["entries"]
+        if not isinstance(entries_raw, Mapping):
+            raise TableError(f"{source}: 'entries' must be an object")
+        entries = {str(k): _check_entry(str(k), v, source) for k, v in entries_raw.items()}
+        cal_raw = data.get("calibration")
+        calibration = None if cal_raw is None else Calibration.from_dict(cal_raw, source)
+        return cls(dict(meta), entries, calibration)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write atomically (temp file + rename) to ``path`` (default: where it was loaded from)."""
+        from nas.io import atomic_write_json
+
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise ValueError("save: no path given and the table was not loaded from a file")
+        self.meta["updated"] = now_iso()
+        atomic_write_json(target, self.to_dict())
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, check_env: bool = True) -> LatencyTable:
+        """Read a table file. Problems raise :class:`TableError` naming the file; with
+        ``check_env`` a table from another device or torch version warns
+        (:class:`TableMismatchWarning`)."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise TableError(f"{p}: no such latency table file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TableError(f"{p}: cannot read ({exc})") from None
+        if not text.strip():
+            raise TableError(f"{p}: empty file (an interrupted write?)")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TableError(f"{p}: not valid JSON, the file is truncated or corrupt ({exc})") from None
+        table = cls.from_dict(data, str(p))
+        table.path = p
+        if check_env:
+            table.check_environment()
+        return table
+
+    def check_environment(self) -> list[str]:
+        """Differences between the table's device/torch and the current ones; warns if any."""
+        import torch
+
+        from latency_tables.measure import device_name
+
+        diffs = []
+        here = device_name(self.meta["device"])
+        if here != self.meta["device_name"]:
+            diffs.append(f"measured on {self.meta['device_name']!r}, this {self.meta['device']} is {here!r}")
+        if torch.__version__ != self.meta["torch"]:
+            diffs.append(f"measured with torch {self.meta['torch']}, this is torch {torch.__version__}")
+        if diffs:
+            where = self.path or "latency table"
+            warnings.warn(f"{where}: {'; '.join(diffs)}; its timings may not hold here",
+                          TableMismatchWarning, stacklevel=3)
+        return diffs

@@ -1,0 +1,299 @@
+"""Validate a latency table: sample architectures, measure each whole network on this device,
+and compare with the table's predictions.
+
+Reports MAPE, the share of networks predicted within +-5% and +-10%, Kendall's tau-b and
+Spearman's rho (JSON), and draws predicted against measured latency with the +-10% band (PNG).
+Zoo entries (fixed points, ``--zoo``) are measured too, marked on the plot and reported apart;
+the headline figures are those of the random sample. Runs on the target device::
+
+    python -m latency_tables.validate --table fbnet_224_cpu.json --space fbnet -n 100 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latency_tables.predict import LatencyPredictor
+from latency_tables.table import LatencyTable, now_iso
+from nas.arch import Arch
+
+REPORT_FORMAT = "litenas.latency_validation"
+REPORT_VERSION = 1
+
+log = logging.getLogger(__name__)
+
+__all__ = ["sample_archs", "rankdata", "kendall_tau", "spearman_rho", "metrics", "validate", "plot_report",
+           "add_arguments", "run", "main"]
+
+
+def sample_archs(space: str, resolution: int, n: int, seed: int) -> list[Arch]:
+    """``n`` distinct random architectures of ``space`` at ``resolution`` (reproducible by ``seed``)."""
+    from search_spaces.spaces import get_space
+
+    if n < 1:
+        raise ValueError(f"-n must be >= 1, got {n}")
+    sp = get_space(space)
+    rng = random.Random(seed)
+    out: dict[str, Arch] = {}
+    for _ in range(100 * n):
+        arch = sp.sample(rng, resolution=resolution)
+        out.setdefault(arch.hash(), arch)
+        if len(out) == n:
+            break
+    return list(out.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def rankdata(x: Sequence[float]) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank (as ``scipy.stats.rankdata``)."""
+    a = np.asarray(x, dtype=np.float64)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(a.size, dtype=np.float64)
+    sorted_a = a[order]
+    i = 0
+    while i < a.size:
+        j = i
+        while j + 1 < a.size and sorted_a[j + 1] == sorted_a[i]:
+            j += 1
+        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1
+        i = j + 1
+    return ranks
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (ties accounted for), as ``scipy.stats.kendalltau``."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    iu = np.triu_indices(a.size, k=1)
+    sa = np.sign(a[:, None] - a[None, :])[iu]
+    sb = np.sign(b[:, None] - b[None, :])[iu]
+    denom = np.sqrt(np.count_nonzero(sa) * np.count_nonzero(sb))
+    return float(np.sum(sa * sb) / denom) if denom else float("nan")
+
+
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho: Pearson correlation of the (average) ranks."""
+    ra, rb = rankdata(x), rankdata(y)
+    if ra.size < 2 or np.std(ra) == 0 or np.std(rb) == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, Any]:
+    """MAPE (%), share within +-5% / +-10% (fractions), Kendall tau-b, Spearman rho, worst error."""
+    p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    if p.size == 0:
+        return {"n": 0}
+    rel = np.abs(p - m) / m
+    return {
+        "n": int(p.size),
+        "mape_pct": float(np.mean(rel) * 100),
+        "within_5pct": float(np.mean(rel <= 0.05)),
+        "within_10pct": float(np.mean(rel <= 0.10)),
+        "max_abs_error_pct": float(np.max(rel) * 100),
+        "kendall_tau": kendall_tau(p, m) if p.size > 1 else float("nan"),
+        "spearman_rho": spearman_rho(p, m) if p.size > 1 else float("nan"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate(
+    table: LatencyTable,
+    archs: Sequence[Arch],
+    *,
+    fixed_points: dict[str, Arch] | None = None,
+    measure_missing: bool = False,
+    harness: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict and measure ``archs`` (and ``fixed_points``); return the report as a JSON-ready dict."""
+    from latency_tables.measure import Settings, measure_archs
+
+    fixed = dict(fixed_points or {})
+    predictor = LatencyPredictor(table, measure_missing=measure_missing)
+    entries = [(f"random-{i}", "random", a) for i, a in enumerate(archs)]
+    entries += [(name, "zoo", a) for name, a in fixed.items()]
+    feats = [predictor.features(a) for _, _, a in entries]
+    predicted = [predictor.predict(a) for _, _, a in entries]
+    settings = Settings(**table.settings_identity(), **(harness or {}))
+    timings = measure_archs([a for _, _, a in entries], settings, progress=progress, desc="validating")
+    records = []
+    for (name, kind, arch), f, pred, t in zip(entries, feats, predicted, timings, strict=True):
+        records.append({
+            "name": name, "kind": kind, "hash": arch.hash(), "n_ops": int(f["n_ops"]), "sum_ms": f["sum"],
+            "predicted_ms": pred, "measured_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
+            "n": t.n, "error_pct": (pred - t.median_ms) / t.median_ms * 100, "arch": arch.to_str(),
+        })
+
+    def figures(kind: str, field: str) -> dict[str, Any]:
+        rs = [r for r in records if r["kind"] == kind]
+        return metrics([r[field] for r in rs], [r["measured_ms"] for r in rs])
+
+    cal = table.calibration
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "created": now_iso(),
+        "table": str(table.path) if table.path else None,
+        "table_meta": {k: v for k, v in table.meta.items() if k != "harness"},
+        "calibration": None if cal is None else {"method": cal.method, "coef": cal.coef},
+        "harness": settings.harness(),
+        "metrics": figures("random", "predicted_ms"),
+        "metrics_uncalibrated": figures("random", "sum_ms"),
+        "metrics_fixed_points": figures("zoo", "predicted_ms"),
+        "ops_measured_on_the_spot": predictor.added,
+        "records": records,
+    }
+
+
+def plot_report(report: dict[str, Any], path: str | Path) -> Path:
+    """Scatter of predicted against measured latency with the +-10% band; fixed points marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nas.io import atomic_path
+
+    recs = report["records"]
+    rand = [r for r in recs if r["kind"] == "random"]
+    zoo = [r for r in recs if r["kind"] == "zoo"]
+    allv = [r[k] for r in recs for k in ("measured_ms", "predicted_ms")]
+    lo, hi = min(allv) * 0.85, max(allv) * 1.15
+    fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=120)
+    xs = np.linspace(lo, hi, 50)
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="tab:green", alpha=0.15, label="+-10%")
+    ax.plot(xs, xs, color="tab:green", lw=1)
+    if rand:
+        ax.scatter([r["measured_ms"] for r in rand], [r["predicted_ms"] for r in rand], s=14,
+                   color="tab:blue", alpha=0.8, label=f"random ({len(rand)})")
+    if zoo:
+        ax.scatter([r["measured_ms"] for r in zoo], [r["predicted_ms"] for r in zoo], s=40, marker="*",
+                   color="tab:red", label=f"fixed points ({len(zoo)})")
+        for r in zoo:
+            ax.annotate(r["name"], (r["measured_ms"], r["predicted_ms"]), fontsize=6,
+                        xytext=(3, -3), textcoords="offset points")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    meta, m = report["table_meta"], report["metrics"]
+    title = (f"{meta.get('space', '?')} @{meta['resolution']}, {meta['device_name']}, {meta['threads']} thr, "
+             f"batch {meta['batch_size']}")
+    if m.get("n"):
+        title += (f"\nMAPE {m['mape_pct']:.1f}%, within 10%: {m['within_10pct']:.0%}, "
+                  f"tau {m['kendall_tau']:.3f}, rho {m['spearman_rho']:.3f}")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``validate``."""
+    from latency_tables.measure import add_harness_arguments
+
+    parser.add_argument("--table", required=True, help="latency table file")
+    parser.add_argument("--space", help="search space to sample networks from (default: the table's)")
+    parser.add_argument("-n", type=int, default=100, help="random networks (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    parser.add_argument("--zoo", action="store_true",
+                        help="also measure the zoo entries whose input is the table's resolution")
+    parser.add_argument("--measure-missing", action="store_true",
+                        help="measure ops the table lacks on the spot, add them and save the table")
+    parser.add_argument("--report", help="JSON report path (default: TABLE with .validation.json)")
+    parser.add_argument("--plot", help="PNG path (default: TABLE with .validation.png)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the plot")
+    add_harness_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def _default_path(table: Path, suffix: str) -> Path:
+    return table.with_name(table.stem + suffix)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``validate``: measure, write report and plot, print the figures."""
+    from latency_tables.build import zoo_archs
+    from latency_tables.measure import harness_kwargs
+    from nas.cli.output import print_json
+    from nas.io import atomic_write_json
+
+    table = LatencyTable.load(args.table)
+    space = args.space or table.meta.get("space")
+    if not space:
+        raise ValueError(f"{args.table}: the table names no search space; give --space")
+    if table.calibration is None:
+        warnings.warn(f"{args.table}: the table is not calibrated; predicting the plain sum of op medians "
+                      "(run `nas latency calibrate` first)", stacklevel=1)
+    elif table.meta.get("calibration_space") == space and table.meta.get("calibration_seed") == args.seed:
+        warnings.warn(f"validating on the networks the table was calibrated on (space {space}, seed {args.seed}); "
+                      "use another --seed for an honest figure", stacklevel=1)
+    archs = sample_archs(space, table.resolution, args.n, args.seed)
+    fixed = zoo_archs(table.resolution) if args.zoo else {}
+    report = validate(table, archs, fixed_points=fixed, measure_missing=args.measure_missing,
+                      harness=harness_kwargs(args))
+    report.update({"space": space, "seed": args.seed})
+    if report["ops_measured_on_the_spot"]:
+        table.save()
+    table_path = Path(args.table)
+    report_path = Path(args.report) if args.report else _default_path(table_path, ".validation.json")
+    atomic_write_json(report_path, report)
+    plot_path = None
+    if not args.no_plot:
+        try:
+            plot_path = plot_report(report, args.plot or _default_path(table_path, ".validation.png"))
+        except ImportError:
+            log.warning("matplotlib is not installed: no plot written")
+    summary = {"report": str(report_path), "plot": str(plot_path) if plot_path else None,
+               "metrics": report["metrics"], "metrics_uncalibrated": report["metrics_uncalibrated"],
+               "metrics_fixed_points": report["metrics_fixed_points"]}
+    if args.json:
+        print_json(summary)
+        return 0
+    for label, key in (("random networks", "metrics"), ("uncalibrated sum", "metrics_uncalibrated"),
+                       ("fixed points", "metrics_fixed_points")):
+        m = report[key]
+        if m.get("n"):
+            print(f"{label:>17}: n={m['n']}  MAPE {m['mape_pct']:.2f}%  within 5%: {m['within_5pct']:.0%}  "
+                  f"within 10%: {m['within_10pct']:.0%}  Kendall tau {m['kendall_tau']:.3f}  "
+                  f"Spearman rho {m['spearman_rho']:.3f}  worst {m['max_abs_error_pct']:.1f}%")
+    print(f"report: {report_path}" + (f"  plot: {plot_path}" if plot_path else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m latency_tables.validate``."""
+    from latency_tables.cli import run_main
+
+    parser = argparse.ArgumentParser(prog="python -m latency_tables.validate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run_main(parser, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
