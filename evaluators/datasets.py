@@ -25,13 +25,16 @@ import codecs
 import gzip
 import hashlib
 import json
+import logging
 import os
 import pickle
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,7 @@ __all__ = [
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
 FASHION_MNIST_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
                          "sneaker", "bag", "ankle boot")
+logger = logging.getLogger(__name__)
 _FOLDER_CACHE_FORMAT = "litenas.image_folder_cache"
 _FOLDER_CACHE_VERSION = 1
 
@@ -122,7 +126,7 @@ class Dataset:
 
     @property
     def resolution(self) -> int:
-        """Image height (images are square for every network here; width is checked equal)."""
+        """Image height (networks take square inputs; ``train.check_compatible`` rejects others)."""
         return int(self.train.images.shape[1])
 
     @property
@@ -135,8 +139,10 @@ class Dataset:
         return {"fingerprint": self.fingerprint, "classes": self.num_classes,
                 "train": len(self.train), "test": len(self.test), "shape": list(self.train.images.shape[1:])}
 
+    @cached_property
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and standard deviation of the train images, in [0, 1] units."""
+        """Per-channel mean and standard deviation of the train images, in [0, 1] units (computed
+        once)."""
         x = self.train.images.reshape(-1, self.channels)
         mean = x.mean(axis=0, dtype=np.float64) / 255.0
         sq = np.square(x, dtype=np.float64).mean(axis=0) / 255.0**2
@@ -268,11 +274,14 @@ def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathL
     key = _listing_key(root, listing, mode, size)
     manifest_path, arrays_path = cache / f"{key}.json", cache / f"{key}.npz"
     if manifest_path.exists() and arrays_path.exists():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        with np.load(arrays_path, allow_pickle=False) as z:
-            train = ImageSet(z["train_images"], z["train_labels"])
-            test = ImageSet(z["test_images"], z["test_labels"])
-        return Dataset(name, tuple(manifest["classes"]), train, test, manifest["fingerprint"])
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            with np.load(arrays_path, allow_pickle=False) as z:
+                train = ImageSet(z["train_images"], z["train_labels"])
+                test = ImageSet(z["test_images"], z["test_labels"])
+            return Dataset(name, tuple(manifest["classes"]), train, test, manifest["fingerprint"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            logger.warning("decoding %s again: its cache %s is unreadable (%s)", root, arrays_path, exc)
 
     splits = {}
     total = sum(len(f) for cls in listing.values() for f in cls.values())

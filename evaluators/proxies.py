@@ -58,11 +58,19 @@ def synflow(model: nn.Module, input_shape: tuple[int, int, int]) -> float:
 
 
 def naswot(model: nn.Module, images: torch.Tensor) -> float:
-    """NASWOT score: log-determinant of the activation-code kernel of a minibatch."""
-    codes: list[torch.Tensor] = []
+    """NASWOT score: log-determinant of the activation-code kernel of a minibatch.
+
+    The kernel is accumulated layer by layer (as the reference implementation does), so the
+    codes of the whole network are never held at once."""
+    n = images.shape[0]
+    kernel = torch.zeros(n, n, dtype=torch.float64)
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        codes.append((inputs[0].detach().flatten(1) > 0).double())
+        c = (inputs[0].detach().flatten(1) > 0).float()
+        # agreements = both active + both inactive = c c^T + (1-c)(1-c)^T = D - |c_i| - |c_j| + 2 c c^T
+        cc = c @ c.T
+        ones = c.sum(1)
+        kernel.add_((c.shape[1] - ones[:, None] - ones[None, :] + 2 * cc).double())
 
     handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, _RECTIFIERS)]
     if not handles:
@@ -74,9 +82,7 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
     finally:
         for h in handles:
             h.remove()
-    c = torch.cat(codes, dim=1)
-    k = c @ c.T + (1 - c) @ (1 - c).T
-    return float(torch.linalg.slogdet(k)[1])
+    return float(torch.linalg.slogdet(kernel)[1])
 
 
 def _loss_grads(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
@@ -116,7 +122,7 @@ PROXIES: dict[str, _Proxy] = {
 class ZeroCostProxies(BaseEvaluator):
     """The chosen ``proxies`` (all by default) of a freshly initialised network.
 
-    The data-dependent proxies use one class-balanced-at-random minibatch of ``batch_size`` train
+    The data-dependent proxies use one random minibatch of ``batch_size`` train
     images of ``data`` (normalised as in training, no augmentation), drawn with ``seed``; the
     network is initialised with ``seed`` too, afresh for every proxy. ``synflow`` alone needs no
     data (``data=None`` is allowed then).
@@ -157,7 +163,7 @@ class ZeroCostProxies(BaseEvaluator):
         rng = np.random.default_rng(self.seed)
         n = min(self.batch_size, len(data.train))
         idx = np.sort(rng.choice(len(data.train), n, replace=False))
-        mean, std = data.mean_std()
+        mean, std = data.mean_std
         return normalise(torch.from_numpy(data.train.images[idx]), mean, std), torch.from_numpy(data.train.labels[idx])
 
     def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:

@@ -167,7 +167,7 @@ def train_and_evaluate(arch: Arch, data: Dataset, config: TrainConfig, *, device
     per_epoch = n // batch
     total = config.steps if config.steps is not None else config.epochs * per_epoch
     warmup = round(config.warmup_fraction * total)
-    mean, std = data.mean_std()
+    mean, std = data.mean_std
     with fixed_threads(config.threads), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(config.seed)
         model = build_model(arch).to(dev)

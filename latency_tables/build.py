@@ -7,20 +7,24 @@ Runs on the target device with only torch and litenas's core installed::
         --out fbnet_224_cpu.json
 
 (the same as ``nas latency build ...``). The build is resumable: re-running skips every key the
-output file already holds, and the file is rewritten atomically every ``--checkpoint-every``
-ops, so killing it loses at most the ops in flight and never corrupts the file.
+output file already holds, and the file is rewritten atomically (at most every
+``--checkpoint-seconds``, after a group of ``--interleave`` ops), so killing it loses at most
+the last few seconds of measurements and never corrupts the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from latency_tables.measure import (
     BACKENDS,
+    CACHES,
     CLOCKS,
     DTYPES,
     Settings,
@@ -31,8 +35,9 @@ from latency_tables.measure import (
 from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from search_spaces.registry import OpConfig
+from search_spaces.space import SearchSpace
 
-__all__ = ["unique_configs", "space_configs", "zoo_archs", "build_table", "add_arguments", "run", "main"]
+__all__ = ["unique_configs", "open_space", "space_configs", "zoo_archs", "build_table", "add_arguments", "run", "main"]
 
 
 def unique_configs(configs: Iterable[OpConfig]) -> list[OpConfig]:
@@ -43,11 +48,31 @@ def unique_configs(configs: Iterable[OpConfig]) -> list[OpConfig]:
     return list(seen.values())
 
 
-def space_configs(space: str, resolution: int) -> list[OpConfig]:
-    """Every distinct op configuration the search space ``space`` can produce at ``resolution``."""
+def open_space(name: str, resolution: int, num_classes: int | None = None) -> SearchSpace:
+    """Search space ``name`` set up for ``resolution`` (where the input size is an option of the
+    space, not one of its choices) and ``num_classes`` (default: the space's)."""
     from search_spaces.spaces import get_space
 
-    return unique_configs(get_space(space).op_configs(resolution))
+    space = get_space(name)
+    task = getattr(type(space), "task_options", ())
+    options: dict[str, Any] = {}
+    if "resolution" in task:
+        options["resolution"] = resolution
+    if num_classes is not None:
+        if "num_classes" not in task:
+            raise ValueError(f"search space {name!r} has no num_classes option")
+        options["num_classes"] = num_classes
+    return get_space(name, **options) if options else space
+
+
+def space_configs(space: str, resolution: int, *, extra: bool = False, num_classes: int | None = None
+                  ) -> list[OpConfig]:
+    """Every distinct op configuration of ``space`` at ``resolution``: of the points its sampler
+    and mutations reach (its *core* values), or with ``extra`` of every point it holds."""
+    sp = open_space(space, resolution, num_classes)
+    if "core_only" in inspect.signature(sp.op_configs).parameters:
+        return unique_configs(sp.op_configs(resolution, core_only=not extra))
+    return unique_configs(sp.op_configs(resolution))
 
 
 def zoo_archs(resolution: int) -> dict[str, Arch]:
@@ -76,7 +101,9 @@ def build_table(
     *,
     resolution: int,
     sources: Sequence[str] = (),
-    checkpoint_every: int = 8,
+    meta: Mapping[str, Any] | None = None,
+    interleave: int = 8,
+    checkpoint_seconds: float = 15.0,
     limit: int | None = None,
     progress: bool = True,
 ) -> LatencyTable:
@@ -90,7 +117,11 @@ def build_table(
         resolution: network input resolution the configurations belong to (metadata).
         sources: what the configurations come from (``space:fbnet``, ``zoo``), merged into the
             metadata.
-        checkpoint_every: ops measured together (interleaved) between two atomic saves.
+        meta: descriptive metadata (``space``, ``num_classes``); resuming a table that holds
+            another value for one of them raises ``ValueError``.
+        interleave: ops measured together, interleaved (see :mod:`latency_tables.measure`).
+        checkpoint_seconds: the file is saved (atomically) after the first group of ops that
+            ends this long after the last save, and at the end; 0 saves after every group.
         limit: measure at most this many new ops in this run (the rest stays for a later run).
         progress: show a progress bar (hidden anyway when stderr is not a terminal).
 
@@ -99,18 +130,19 @@ def build_table(
     """
     from tqdm import tqdm
 
-    if checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    if interleave < 1:
+        raise ValueError(f"interleave must be >= 1, got {interleave}")
     out = Path(out)
     if out.exists():
         table = LatencyTable.load(out)
         _check_compatible(table, settings, resolution)
     else:
         table = LatencyTable.new(settings.identity(), resolution=resolution, harness=settings.harness())
+    for name, value in (meta or {}).items():
+        if table.meta.setdefault(name, value) != value:
+            raise ValueError(f"{out}: cannot resume, the table was built for {name} {table.meta[name]!r} "
+                             f"(asked {value!r}); use another --out file")
     table.meta["sources"] = sorted(set(table.meta.get("sources", [])) | set(sources))
-    for src in sources:
-        if src.startswith("space:"):
-            table.meta.setdefault("space", src[len("space:"):])
     wanted = unique_configs(configs)
     todo = [c for c in wanted if c.key() not in table]
     done_before = len(wanted) - len(todo)
@@ -119,12 +151,19 @@ def build_table(
     table.save(out)
     with tqdm(total=done_before + len(todo), initial=done_before, desc="ops", unit="op",
               disable=None if progress else True) as bar:
-        for start in range(0, len(todo), checkpoint_every):
-            chunk = todo[start:start + checkpoint_every]
-            for cfg, timing in zip(chunk, measure_ops(chunk, settings), strict=True):
-                table.add(cfg.key(), timing)
-            table.save(out)
-            bar.update(len(chunk))
+        saved = time.monotonic()
+        try:
+            for start in range(0, len(todo), interleave):
+                chunk = todo[start:start + interleave]
+                for cfg, timing in zip(chunk, measure_ops(chunk, settings), strict=True):
+                    table.add(cfg.key(), timing)
+                bar.update(len(chunk))
+                if time.monotonic() - saved >= checkpoint_seconds or start + interleave >= len(todo):
+                    table.save(out)
+                    saved = time.monotonic()
+        except KeyboardInterrupt:
+            table.save(out)  # keep what was measured since the last checkpoint
+            raise
     return table
 
 
@@ -135,9 +174,14 @@ def build_table(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``build`` (shared by ``nas latency build`` and ``python -m latency_tables.build``)."""
     parser.add_argument("--space", help="search space whose op configurations to measure")
+    parser.add_argument("--extra", action="store_true",
+                        help="with --space: also the ops of its extra (encode-only) values, not just the "
+                             "core values its sampler draws from")
     parser.add_argument("--zoo", action="store_true",
                         help="also measure every zoo entry (fixed point) whose input is --resolution")
     parser.add_argument("--resolution", type=int, required=True, help="network input resolution")
+    parser.add_argument("--num-classes", type=int,
+                        help="classifier outputs of the space's networks (default: the space's own)")
     parser.add_argument("--out", required=True, help="table file (JSON); an existing one is resumed")
     g = parser.add_argument_group("what is measured (recorded in the table)")
     g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
@@ -148,9 +192,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     g.add_argument("--clock", default="wall", choices=CLOCKS,
                    help="wall time, or the thread's CPU time (1 CPU thread; for a shared machine)")
+    g.add_argument("--cache", default="cold", choices=CACHES,
+                   help="cold: evict caches and rewrite the input before each timed call, as within a "
+                        "network (default); warm: calls back to back")
     add_harness_arguments(parser)
-    parser.add_argument("--checkpoint-every", type=int, default=8,
-                        help="ops measured (interleaved) between two atomic saves (default %(default)s)")
+    parser.add_argument("--interleave", type=int, default=8,
+                        help="ops measured together, interleaved against noise (default %(default)s)")
+    parser.add_argument("--checkpoint-seconds", type=float, default=15.0,
+                        help="save (atomically) at most this often (default %(default)s)")
     parser.add_argument("--limit", type=int, help="measure at most this many new ops in this run")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -162,13 +211,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.space and not args.zoo:
         raise ValueError("nothing to measure: give --space NAME and/or --zoo")
     settings = Settings(device=args.device, threads=args.threads, batch_size=args.batch_size, dtype=args.dtype,
-                        backend=args.backend, channels_last=args.channels_last, clock=args.clock,
+                        backend=args.backend, channels_last=args.channels_last, clock=args.clock, cache=args.cache,
                         **harness_kwargs(args))
     configs: list[OpConfig] = []
     sources: list[str] = []
+    meta: dict[str, Any] = {}
     if args.space:
-        configs += space_configs(args.space, args.resolution)
-        sources.append(f"space:{args.space}")
+        configs += space_configs(args.space, args.resolution, extra=args.extra, num_classes=args.num_classes)
+        sources.append(f"space:{args.space}" + ("+extra" if args.extra else ""))
+        meta["space"] = args.space
+        if args.num_classes is not None:
+            meta["num_classes"] = args.num_classes
     if args.zoo:
         archs = zoo_archs(args.resolution)
         if not archs:
@@ -177,8 +230,8 @@ def run(args: argparse.Namespace) -> int:
             configs += arch.op_configs()
         sources.append("zoo")
     wanted = len(unique_configs(configs))
-    table = build_table(configs, args.out, settings, resolution=args.resolution, sources=sources,
-                        checkpoint_every=args.checkpoint_every, limit=args.limit)
+    table = build_table(configs, args.out, settings, resolution=args.resolution, sources=sources, meta=meta,
+                        interleave=args.interleave, checkpoint_seconds=args.checkpoint_seconds, limit=args.limit)
     missing = sum(1 for c in unique_configs(configs) if c.key() not in table)
     summary: dict[str, Any] = {"table": str(table.path), "ops_wanted": wanted, "entries": len(table),
                                "still_missing": missing, "meta": table.meta}

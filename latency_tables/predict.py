@@ -2,22 +2,25 @@
 overhead term.
 
 Why an overhead term: a network is not exactly the sum of its ops run alone. Between ops it pays
-the ``nn.Sequential`` dispatch, and each op finds its weights colder in cache than when run
-back to back in isolation (its input, just written by the previous op, is as warm as in the
-isolated runs). Both grow with the number of ops and with the work done, so the calibration
-fits, on whole networks measured on the device, a small linear model over three features of an
-architecture: ``sum`` (the sum of the op medians, ms), ``n_ops`` (layers incl. stem and head)
-and ``const``. Candidate models:
+the ``nn.Sequential`` dispatch, and each op finds its weights colder in cache than when run back
+to back in isolation (its input, just written by the previous op, is as warm as in the isolated
+runs), so it waits for them to stream in from the last-level cache or memory: a cost that grows
+with the network's weight count, and that weighs most at small input sizes, where the
+activations are small and the ops short. The calibration fits, on whole networks measured on the
+device, a linear model over features of an architecture: ``sum`` (the sum of the op medians,
+ms), ``n_ops`` (layers, stem and head included), ``mparams`` (weights, millions) and ``const``.
+Candidate models:
 
-============  =======================================  ===========================
-method        model                                    meaning
-============  =======================================  ===========================
-``none``      ``sum``                                  the raw sum
-``offset``    ``sum + b``                              a fixed per-network cost
-``linear``    ``a * sum + b``                          proportional + fixed
-``per_op``    ``sum + c * n_ops + b``                  a fixed cost per op
-``full``      ``a * sum + c * n_ops + b``              both
-============  =======================================  ===========================
+============  ==============================================  ==============================
+method        model                                           meaning
+============  ==============================================  ==============================
+``none``      ``sum``                                         the raw sum
+``offset``    ``sum + b``                                     a fixed per-network cost
+``linear``    ``a * sum + b``                                 proportional + fixed
+``per_op``    ``sum + c * n_ops + b``                         a fixed cost per op
+``weights``   ``sum + w * mparams + b``                       streaming the weights in
+``full``      ``a * sum + c * n_ops + w * mparams + b``       all of them
+============  ==============================================  ==============================
 
 Each is fitted by least squares on *relative* residuals (``(pred - measured) / measured``, the
 quantity MAPE and the +-10% band judge), and ``auto`` keeps the one with the lowest
@@ -27,14 +30,16 @@ leave-one-out MAPE, so an extra parameter is only used when it predicts unseen n
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from latency_tables.table import Calibration, LatencyTable, MissingKeyError, now_iso
+from latency_tables.table import CALIBRATION_FEATURES, Calibration, LatencyTable, MissingKeyError, now_iso
 from nas.arch import Arch
+from search_spaces.registry import OpConfig
 
 # method -> (features with a fitted coefficient, whether ``sum`` enters with coefficient 1 fixed)
 METHODS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -42,19 +47,23 @@ METHODS: dict[str, tuple[tuple[str, ...], bool]] = {
     "offset": (("const",), True),
     "linear": (("sum", "const"), False),
     "per_op": (("n_ops", "const"), True),
-    "full": (("sum", "n_ops", "const"), False),
+    "weights": (("mparams", "const"), True),
+    "full": (("sum", "n_ops", "mparams", "const"), False),
 }
+FEATURES = CALIBRATION_FEATURES
 
-__all__ = ["METHODS", "features", "fit", "fit_calibration", "LatencyPredictor", "calibrate"]
+__all__ = ["METHODS", "FEATURES", "Fit", "features", "op_params", "fit", "fit_calibration", "LatencyPredictor", "calibrate"]
 
 
 @dataclass(frozen=True)
-class _Fit:
+class Fit:
+    """One fitted calibration model: its coefficients and its MAPE (%) on the fitted data."""
+
     coef: dict[str, float]
     fit_mape: float
 
 
-def fit(method: str, feats: Sequence[dict[str, float]], measured: Sequence[float]) -> _Fit:
+def fit(method: str, feats: Sequence[dict[str, float]], measured: Sequence[float]) -> Fit:
     """Fit one calibration model (see the module doc) by relative least squares."""
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; known: {', '.join(METHODS)}")
@@ -71,7 +80,7 @@ def fit(method: str, feats: Sequence[dict[str, float]], measured: Sequence[float
         sol, *_ = np.linalg.lstsq(x / y[:, None], (y - base) / y, rcond=None)
         coef.update({n: float(v) for n, v in zip(names, sol, strict=True)})
     pred = np.array([predict_from(coef, f) for f in feats])
-    return _Fit(coef, float(np.mean(np.abs(pred - y) / y) * 100))
+    return Fit(coef, float(np.mean(np.abs(pred - y) / y) * 100))
 
 
 def predict_from(coef: dict[str, float], feats: dict[str, float]) -> float:
@@ -105,9 +114,15 @@ def fit_calibration(feats: Sequence[dict[str, float]], measured: Sequence[float]
     return Calibration(method, f.coef, f.fit_mape, loo, list(records), now_iso())
 
 
-def features(op_sum_ms: float, n_ops: int) -> dict[str, float]:
-    """The calibration features of a network."""
-    return {"sum": float(op_sum_ms), "n_ops": float(n_ops), "const": 1.0}
+def features(op_sum_ms: float, n_ops: int, params: int = 0) -> dict[str, float]:
+    """The calibration features of a network (``params``: its weight count)."""
+    return {"sum": float(op_sum_ms), "n_ops": float(n_ops), "mparams": params / 1e6, "const": 1.0}
+
+
+@functools.cache
+def op_params(config: OpConfig) -> int:
+    """Weights of one op configuration (built once per configuration and process)."""
+    return sum(p.numel() for p in config.build().parameters())
 
 
 class LatencyPredictor:
@@ -157,16 +172,19 @@ class LatencyPredictor:
         """Sum of the op medians of ``arch`` (ms), uncalibrated."""
         return float(sum(ms for _, ms in self.op_latencies(arch)))
 
-    def features(self, arch: Arch) -> dict[str, float]:
-        """Calibration features of ``arch``."""
+    def features(self, arch: Arch, names: Sequence[str] = FEATURES) -> dict[str, float]:
+        """Calibration features of ``arch``; the weight count (which builds each op
+        configuration once) only when ``names`` asks for ``mparams``."""
         lat = self.op_latencies(arch)
-        return features(sum(ms for _, ms in lat), len(lat))
+        params = sum(op_params(c) for c in arch.op_configs()) if "mparams" in names else 0
+        return features(sum(ms for _, ms in lat), len(lat), params)
 
     def predict(self, arch: Arch) -> float:
         """Predicted latency of ``arch`` in ms."""
-        feats = self.features(arch)
         cal = self.table.calibration
-        return feats["sum"] if cal is None else predict_from(cal.coef, feats)
+        if cal is None:
+            return self.op_sum(arch)
+        return predict_from(cal.coef, self.features(arch, tuple(cal.coef)))
 
     __call__ = predict
 
@@ -184,7 +202,7 @@ def calibrate(table: LatencyTable, archs: Sequence[Arch], *, method: str = "auto
     feats = [predictor.features(a) for a in archs]
     timings = measure_archs(archs, settings, progress=progress, desc="calibrating")
     measured = [t.median_ms for t in timings]
-    records = [{"hash": a.hash(), "n_ops": int(f["n_ops"]), "sum_ms": f["sum"], "measured_ms": m}
+    records = [{"hash": a.hash(), "n_ops": int(f["n_ops"]), "mparams": f["mparams"], "sum_ms": f["sum"], "measured_ms": m}
                for a, f, m in zip(archs, feats, measured, strict=True)]
     cal = fit_calibration(feats, measured, method, records)
     table.calibration = cal
@@ -222,7 +240,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     space = args.space or table.meta.get("space")
     if not space:
         raise ValueError(f"{args.table}: the table names no search space; give --space")
-    archs = sample_archs(space, table.resolution, args.n, args.seed)
+    archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
     cal = calibrate(table, archs, method=args.method, measure_missing=args.measure_missing,
                     harness=harness_kwargs(args))
     table.meta["calibration_space"] = space

@@ -7,7 +7,8 @@ Layout (``format`` ``litenas.latency_table``, ``version`` 1)::
      "version": 1,
      "meta": {"device": "cpu", "device_name": "AMD EPYC", "torch": "2.13.0+cpu", "threads": 1,
               "batch_size": 1, "dtype": "float32", "backend": "eager", "channels_last": false,
-              "clock": "wall", "resolution": 224, "space": "fbnet", "zoo": true,
+              "clock": "wall", "cache": "cold", "resolution": 224, "space": "fbnet",
+              "sources": ["space:fbnet", "zoo"],
               "created": "2025-01-01T00:00:00+00:00", "updated": "...", "platform": "...",
               "harness": {"warmup": 10, "min_repeats": 60, ...}},
      "calibration": null | {"method": "linear", "coef": {"sum": 1.01, "const": 0.4}, ...},
@@ -47,12 +48,15 @@ _META_FIELDS: dict[str, type | tuple[type, ...]] = {
     "backend": str,
     "channels_last": bool,
     "clock": str,
+    "cache": str,
     "resolution": int,
     "created": str,
 }
 _ENTRY_FIELDS = ("median_ms", "p10_ms", "p90_ms", "n")
+# Features a calibration may weigh (see latency_tables.predict).
+CALIBRATION_FEATURES = ("sum", "n_ops", "mparams", "const")
 # The metadata fields that define what a measurement means (``measure.Settings.identity``).
-IDENTITY_FIELDS = ("device", "threads", "batch_size", "dtype", "backend", "channels_last", "clock")
+IDENTITY_FIELDS = ("device", "threads", "batch_size", "dtype", "backend", "channels_last", "clock", "cache")
 
 __all__ = [
     "TABLE_FORMAT",
@@ -105,7 +109,8 @@ class Calibration:
     """Overhead model fitted on whole-network measurements: ``latency = sum_f coef[f] * x_f``.
 
     Features (see :func:`latency_tables.predict.features`): ``sum`` (the sum of the op medians,
-    ms), ``n_ops`` (layers, stem and head included) and ``const`` (1). ``records`` keeps the
+    ms), ``n_ops`` (layers, stem and head included), ``mparams`` (weights, millions) and
+    ``const`` (1). ``records`` keeps the
     measurements the fit used, so it can be re-fitted or audited.
     """
 
@@ -132,6 +137,10 @@ class Calibration:
             raise TableError(f"{where}: malformed 'calibration' ({type(exc).__name__}: {exc})") from None
         if not all(math.isfinite(v) for v in coef.values()):
             raise TableError(f"{where}: 'calibration' has a non-finite coefficient")
+        unknown = sorted(set(coef) - set(CALIBRATION_FEATURES))
+        if unknown:
+            raise TableError(f"{where}: 'calibration' uses unknown feature {unknown[0]!r} "
+                             f"(known: {', '.join(CALIBRATION_FEATURES)})")
         return out
 
 
@@ -184,7 +193,7 @@ class LatencyTable:
         """An empty table for measurements taken with ``identity`` (see
         :meth:`latency_tables.measure.Settings.identity`) at ``resolution`` on this machine.
 
-        ``extra`` adds descriptive metadata (``space``, ``zoo``...).
+        ``extra`` adds descriptive metadata (``space``, ``num_classes``...).
         """
         import torch
 

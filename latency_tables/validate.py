@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 import sys
 import warnings
 from collections.abc import Sequence
@@ -35,21 +34,46 @@ __all__ = ["sample_archs", "rankdata", "kendall_tau", "spearman_rho", "metrics",
            "add_arguments", "run", "main"]
 
 
-def sample_archs(space: str, resolution: int, n: int, seed: int) -> list[Arch]:
-    """``n`` distinct random architectures of ``space`` at ``resolution`` (reproducible by ``seed``)."""
-    from search_spaces.spaces import get_space
+def sample_archs(space: str, resolution: int, n: int, seed: int, num_classes: int | None = None) -> list[Arch]:
+    """``n`` distinct random architectures of ``space`` at ``resolution`` (reproducible by ``seed``).
+
+    Points are drawn by the space's own sampler, the space set up for ``resolution`` and
+    ``num_classes`` (see :func:`latency_tables.build.open_space`). Where the input size is one of
+    the space's choices (named ``resolution``) that choice is set to ``resolution``, and draws
+    that do not build at that size are drawn again.
+    """
+    from latency_tables.build import open_space
 
     if n < 1:
         raise ValueError(f"-n must be >= 1, got {n}")
-    sp = get_space(space)
-    rng = random.Random(seed)
+    sp = open_space(space, resolution, num_classes)
+    names = [c.name for c in sp.choices]
+    fixed: tuple[int, int] | None = None
+    if "resolution" in names:
+        i = names.index("resolution")
+        if resolution not in sp.choices[i].values:
+            raise ValueError(f"space {space!r} offers no resolution {resolution} "
+                             f"(its choices: {', '.join(map(str, sp.choices[i].values))})")
+        fixed = (i, sp.choices[i].values.index(resolution))
+    rng = np.random.default_rng(seed)
     out: dict[str, Arch] = {}
     for _ in range(100 * n):
-        arch = sp.sample(rng, resolution=resolution)
+        try:
+            if fixed is not None:
+                point = list(sp.sample_point(rng))
+                point[fixed[0]] = fixed[1]
+                arch = sp.decode(point)
+            else:
+                arch = sp.sample(rng)
+                if arch.resolution != resolution:  # a space with neither option nor choice
+                    arch = arch.replace(resolution=resolution)
+        except ValueError:
+            continue
         out.setdefault(arch.hash(), arch)
         if len(out) == n:
-            break
-    return list(out.values())
+            return list(out.values())
+    raise ValueError(f"space {space!r}: drew only {len(out)} distinct architectures that build at "
+                     f"resolution {resolution} in {100 * n} tries")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,8 +158,8 @@ def validate(
     records = []
     for (name, kind, arch), f, pred, t in zip(entries, feats, predicted, timings, strict=True):
         records.append({
-            "name": name, "kind": kind, "hash": arch.hash(), "n_ops": int(f["n_ops"]), "sum_ms": f["sum"],
-            "predicted_ms": pred, "measured_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
+            "name": name, "kind": kind, "hash": arch.hash(), "n_ops": int(f["n_ops"]), "mparams": f["mparams"],
+            "sum_ms": f["sum"], "predicted_ms": pred, "measured_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
             "n": t.n, "error_pct": (pred - t.median_ms) / t.median_ms * 100, "arch": arch.to_str(),
         })
 
@@ -252,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     elif table.meta.get("calibration_space") == space and table.meta.get("calibration_seed") == args.seed:
         warnings.warn(f"validating on the networks the table was calibrated on (space {space}, seed {args.seed}); "
                       "use another --seed for an honest figure", stacklevel=1)
-    archs = sample_archs(space, table.resolution, args.n, args.seed)
+    archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
     fixed = zoo_archs(table.resolution) if args.zoo else {}
     report = validate(table, archs, fixed_points=fixed, measure_missing=args.measure_missing,
                       harness=harness_kwargs(args))

@@ -10,6 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# mkstemp creates files readable by their owner only; written files get the usual permissions.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` through a temp file in the same folder, fsync, then rename."""
@@ -18,6 +23,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), _FILE_MODE)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -44,6 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, _FILE_MODE)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

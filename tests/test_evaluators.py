@@ -30,11 +30,12 @@ from evaluators import (
     kendall_tau,
     synthetic,
 )
-from evaluators.proxies import PROXIES
+from evaluators.proxies import PROXIES, naswot
 from evaluators.train import augment
 from latency_tables.measure import Settings
 from latency_tables.table import LatencyTable, Timing
 from nas.arch import Arch, Block
+from nas.builder import build_model
 from nas.complexity import complexity
 
 FAST_TIMING = Settings(warmup=1, min_repeats=8, max_repeats=16, max_seconds=0.2)
@@ -268,6 +269,24 @@ def test_proxies_finite_and_rank_a_crippled_network_lower() -> None:
     assert ev(tiny()).metrics == sane.metrics  # deterministic
     only = ZeroCostProxies(None, proxies=("synflow",))(tiny())
     assert only.metrics == {"synflow": sane["synflow"]}
+
+
+def test_naswot_matches_the_direct_kernel() -> None:
+    """The layer-by-layer kernel equals Mellor et al.'s N_A - Hamming distance over all codes."""
+    torch.manual_seed(0)
+    model = build_model(tiny())
+    images = torch.randn(8, 3, 16, 16)
+    codes = []
+    handles = [m.register_forward_pre_hook(lambda mod, inp: codes.append((inp[0].flatten(1) > 0).double()))
+               for m in model.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6))]
+    with torch.no_grad():
+        model.train()(images)
+    for h in handles:
+        h.remove()
+    c = torch.cat(codes, 1)
+    hamming = (c[:, None, :] != c[None, :, :]).sum(-1).double()
+    direct = torch.linalg.slogdet(c.shape[1] - hamming)[1]
+    assert naswot(model, images) == pytest.approx(float(direct), rel=1e-9)
 
 
 def test_kendall_tau() -> None:

@@ -63,6 +63,9 @@ def test_image_folder_loads_and_caches(tmp_path: Path, monkeypatch: pytest.Monke
     again = load_image_folder(root, cache_dir=cache, progress=False)
     assert again.fingerprint == d.fingerprint and np.array_equal(again.train.images, d.train.images)
     monkeypatch.undo()
+    npz = next(cache.glob("*.npz"))
+    npz.write_bytes(npz.read_bytes()[:100])  # a damaged cache is decoded again, not fatal
+    assert np.array_equal(load_image_folder(root, cache_dir=cache, progress=False).train.images, d.train.images)
     _write_images(root / "train" / "cat" / "more", 0)  # a sub-folder is not an image: no change
     _write_images(root / "train" / "cat", 4, value=100)  # one more image: decoded afresh
     changed = load_image_folder(root, cache_dir=cache, progress=False)
@@ -222,7 +225,7 @@ def test_dataset_checks_and_normalise() -> None:
     with pytest.raises(ValueError, match="uint8"):
         ImageSet(img.astype(np.float32), np.array([0, 0]))
     d = synthetic()
-    mean, std = d.mean_std()
+    mean, std = d.mean_std
     x = normalise(torch.from_numpy(d.train.images), mean, std)
     assert x.shape == (256, 3, 16, 16)
     assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)

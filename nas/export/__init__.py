@@ -102,6 +102,10 @@ def _model_with_weights(
     if isinstance(source, LiteNet):
         if weights is not None:
             raise ValueError("pass weights with an Arch; a LiteNet is exported with its own weights")
+        if source.num_classes != source.arch.num_classes:
+            raise ValueError(f"the model's classifier was reset to {source.num_classes} classes but its "
+                             f"description has {source.arch.num_classes}; export the description with "
+                             "that many classes and the model's state dict as weights")
         return source, "model"
     if not isinstance(source, Arch):
         raise ValueError(f"export expects an Arch or a LiteNet, got {type(source).__name__}")
@@ -124,10 +128,10 @@ def _py_docstring(model: LiteNet, name: str, weights_file: str) -> str:
     return (
         f"{name}: a {params:,}-parameter network exported by litenas {__version__} "
         "(`nas export --format py`).\n\n"
-        "Standalone: needs only torch. ``load()`` returns the network with the weights saved beside\n"
-        f"this file ({weights_file}), ``build()`` a freshly initialised one; ``python {name}.py``\n"
-        "runs it once. The classes are copied from litenas' op modules and ``build()`` spells out\n"
-        "every layer, so this file can be read, edited and kept without litenas.\n\n"
+        "Standalone: needs only torch, so it can be read, edited and kept without litenas.\n"
+        f"``load()`` returns the network with the weights saved beside this file ({weights_file}),\n"
+        f"``build()`` a freshly initialised one; ``python {name}.py`` runs it once. The classes are\n"
+        "copied from litenas' op modules; ``build()`` spells out every layer.\n\n"
         f"Architecture {arch.hash()} (input {arch.in_chans}x{arch.resolution}x{arch.resolution}, "
         f"{arch.num_classes} classes) in litenas' compact form:\n\n{compact}\n"
     )
@@ -141,7 +145,7 @@ def _write_py(model: LiteNet, out: Path) -> tuple[Path, Path]:
     comments = {id(model.stem): f"stem: {block_to_token(arch.stem)}",
                 id(model.head): f"head: {block_to_token(arch.head)}"}
     comments.update({id(m): f"block {i}: {block_to_token(b)}"
-                     for i, (m, b) in enumerate(zip(model.blocks, arch.blocks))})
+                     for i, (m, b) in enumerate(zip(model.blocks, arch.blocks, strict=True))})
     source = pysource.generate(
         model, docstring=_py_docstring(model, out.stem, weights.name), weights_file=weights.name,
         input_shape=(arch.in_chans, arch.resolution, arch.resolution),
@@ -213,12 +217,14 @@ def _export(model: LiteNet, fmt: str, out: Path, weights_from: str, check: bool,
 
     diff = checked_with = None
     if check and (fmt != "onnx" or onnx_format.onnxruntime_available()):
-        with torch.no_grad():
+        # optimized_execution(False): TorchScript's profiling executor would spend longer
+        # specialising the graph than the one run takes; the numerics are the same.
+        with torch.no_grad(), torch.jit.optimized_execution(False):
             expected = model(x)
             if fmt == "pt":
                 got, checked_with = pt_format.load(out)(x), "nas.load"
             elif fmt == "torchscript":
-                got, checked_with = torch.jit.load(str(out))(x), "torch.jit.load"
+                got, checked_with = ts_format.load(out)(x), "torch.jit.load"
             elif fmt == "onnx":
                 got, checked_with = onnx_format.run_onnxruntime(out, x), "onnxruntime"
             else:

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import inspect
+import json
 import os
 import symtable
 import sys
@@ -61,6 +63,9 @@ def _is_external(obj: Any) -> bool:
     return root == "torch" or root in sys.stdlib_module_names
 
 
+_NOT_LITERAL = object()
+
+
 def _literal(value: Any, where: str) -> str:
     """``repr(value)`` if it reads back as an equal value of the same type."""
     text = repr(value)
@@ -68,13 +73,10 @@ def _literal(value: Any, where: str) -> str:
         back = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         back = _NOT_LITERAL
-    if back != value or type(back) is not type(value):
+    if type(back) is not type(value) or back != value:
         raise PySourceError(f"{where} holds a {type(value).__name__} ({text[:60]}), which the py export "
                             "cannot write as a literal")
     return text
-
-
-_NOT_LITERAL = object()
 
 
 def _global_names(source: str) -> list[str]:
@@ -130,11 +132,17 @@ def _torch_base(cls: type) -> type:
     raise AssertionError("every nn.Module derives from nn.Module")  # pragma: no cover
 
 
+@functools.cache
+def _base_attrs(base: type) -> frozenset[str]:
+    """What a torch base class's ``__init__`` sets up by itself (``training``, ``_modules``...)."""
+    return frozenset(vars(base()))
+
+
 def _instance_fields(m: nn.Module, omit: frozenset[str]) -> list[tuple[str, Any]]:
     """The state of a non-torch module: submodules, parameters, persistent buffers and plain
     attributes (minus what its torch base sets up by itself)."""
     cls = type(m)
-    base_attrs = set(vars(_torch_base(cls)()))
+    base_attrs = _base_attrs(_torch_base(cls))
     where = f"{cls.__qualname__}"
     out: list[tuple[str, Any]] = list(m._modules.items()) + list(m._parameters.items())
     for name, buf in m._buffers.items():
@@ -193,7 +201,7 @@ class _Writer:
                     self.from_imports.setdefault(parent, set()).add(name)
                 else:
                     self.plain_imports.add(f"import {obj.__name__} as {name}")
-        elif inspect.isclass(obj) or callable(obj) and hasattr(obj, "__module__"):
+        elif inspect.isclass(obj) or inspect.isroutine(inspect.unwrap(obj)):
             if _is_external(obj):
                 if getattr(sys.modules.get(obj.__module__), name, None) is not obj:
                     raise PySourceError(f"{where}: {name!r} cannot be imported from {obj.__module__}")
@@ -327,8 +335,9 @@ def _walk(m: nn.Module, omit: Mapping[type, frozenset[str]], classes: dict[type,
         raise PySourceError(f"a {type(m).__name__} instance is used twice in the tree; the py export "
                             "writes a tree, so shared modules are not supported")
     seen.add(id(m))
-    for child in m.children():
-        _walk(child, omit, classes, seen)
+    for child in m._modules.values():  # not children(), which hides a module used twice
+        if child is not None:
+            _walk(child, omit, classes, seen)
     cls = type(m)
     if _is_external(cls):
         return
@@ -340,6 +349,8 @@ def _walk(m: nn.Module, omit: Mapping[type, frozenset[str]], classes: dict[type,
                             f"({', '.join(info.fields)} vs {', '.join(names)})")
     info.buffers.update(m._buffers)
     for n, v in fields:
+        if not isinstance(v, (nn.Module, torch.Tensor)):
+            _literal(v, f"{cls.__qualname__}.{n}")
         info.values[n].append(v)
 
 
@@ -420,7 +431,7 @@ def generate(
     tree[-1] = tree[-1].rstrip(",")
     shape = ", ".join(str(d) for d in input_shape)
     tail = [
-        f"WEIGHTS = Path(__file__).with_name({weights_file!r})",
+        f"WEIGHTS = Path(__file__).with_name({json.dumps(weights_file)})",
         f"INPUT_SHAPE = ({shape})",
         "",
         "",

@@ -1,11 +1,16 @@
 """The ``torchscript`` format: a scripted module (traced where scripting fails) that runs with
 ``torch.jit.load`` alone, without litenas installed. The description travels inside the archive
-as the extra file ``litenas_arch.json``."""
+as the extra file ``litenas_arch.json``.
+
+PyTorch >= 2.10 marks TorchScript as deprecated (in favour of ``torch.export``); it still is the
+format that C++ (libtorch) and mobile runtimes load, so the warnings are silenced here.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,20 +26,30 @@ def to_torchscript(model: LiteNet, example: torch.Tensor) -> tuple[torch.jit.Scr
     """``(module, method)``: ``model`` scripted (``method == "script"``) or, where some op is not
     scriptable, traced on ``example`` (``"trace"``, with a warning naming the reason)."""
     model = model.eval()
-    try:
-        return torch.jit.script(model), "script"
-    except Exception as exc:  # TorchScript raises several kinds for unsupported Python
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        logger.warning("scripting failed (%s); tracing instead: the graph is fixed to this input's "
-                       "control flow", reason)
-    with torch.no_grad():
-        return torch.jit.trace(model, example), "trace"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return torch.jit.script(model), "script"
+        except Exception as exc:  # TorchScript raises several kinds for unsupported Python
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            logger.warning("scripting failed (%s); tracing instead: the graph is fixed to this "
+                           "input's control flow", reason)
+        with torch.no_grad():
+            return torch.jit.trace(model, example), "trace"
 
 
 def save(model: LiteNet, out: str | os.PathLike[str], example: torch.Tensor) -> tuple[Path, str]:
     """Write ``model`` as TorchScript to ``out`` atomically; returns the path and the method
     (``script`` or ``trace``)."""
     module, method = to_torchscript(model, example)
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(module, str(tmp), _extra_files={ARCH_FILE: model.arch.to_json(indent=None)})
     return Path(out), method
+
+
+def load(path: str | os.PathLike[str]) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` on the CPU, without the deprecation warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu")

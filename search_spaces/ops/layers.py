@@ -80,7 +80,10 @@ class MixedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = torch.split(x, self.splits, dim=1)
-        return torch.cat([conv(p) for conv, p in zip(self.convs, parts)], dim=1)
+        outs = []
+        for i, conv in enumerate(self.convs):  # indexed, not zipped: TorchScript unrolls this loop
+            outs.append(conv(parts[i]))
+        return torch.cat(outs, dim=1)
 
 
 def create_conv(

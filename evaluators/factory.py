@@ -1,0 +1,39 @@
+"""The expensive evaluator of a search, from its configuration: a zero-cost proxy or training."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from evaluators.base import Evaluator
+from evaluators.datasets import Dataset, load_dataset, synthetic
+from evaluators.proxies import ZeroCostProxies
+from evaluators.train import TrainConfig, TrainedAccuracy
+
+if TYPE_CHECKING:
+    from nas.search.config import SearchConfig
+
+SYNTHETIC_CLASSES = 10
+
+
+def load_search_data(config: SearchConfig, resolution: int) -> Dataset:
+    """The search's dataset: ``synthetic`` (for smoke runs and tests) or a dataset path
+    (image folders, a ``.tar.gz`` of them, CIFAR pickles, Fashion-MNIST), cut to
+    ``train_per_class``/``test_per_class`` images per class."""
+    if config.data == "synthetic":
+        return synthetic(num_classes=SYNTHETIC_CLASSES, train_per_class=64, test_per_class=16,
+                         resolution=resolution, seed=config.seed)
+    data = load_dataset(config.data)
+    if config.train_per_class or config.test_per_class:
+        data = data.subset(train_per_class=config.train_per_class, test_per_class=config.test_per_class,
+                           seed=config.seed)
+    return data
+
+
+def make_score_evaluator(config: SearchConfig, data: Dataset) -> Evaluator:
+    """``proxy``: the configured zero-cost proxy on one minibatch; ``train``: short training."""
+    if config.evaluator == "proxy":
+        return ZeroCostProxies(data, proxies=[config.proxy], batch_size=config.batch_size, seed=config.seed,
+                               threads=config.threads)
+    train = TrainConfig(epochs=config.train_epochs, batch_size=config.batch_size, seed=config.seed,
+                        threads=config.threads)
+    return TrainedAccuracy(data, train, progress=False)

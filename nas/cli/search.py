@@ -1,0 +1,119 @@
+"""``nas search``: explore a space under latency constraints; emit new candidates and a report.
+
+Every key of :class:`~nas.search.config.SearchConfig` is a flag (``--max-latency-ms``) and a YAML
+key (``max_latency_ms``); ``--config FILE`` reads the YAML and flags given on the command line
+override it. Running the same command again resumes the run in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from nas.cli.output import print_json
+
+_HELP = {
+    "space": "search space (see `nas space list`)",
+    "resolution": "input size (default: the latency table's)",
+    "strategy": "random | evolution | tpe | nsga2",
+    "budget": "number of candidates to evaluate",
+    "time_limit_s": "stop starting new evaluations after this many seconds",
+    "seed": "seed of the strategy and evaluators",
+    "out": "run directory (re-run the same command to resume)",
+    "storage": "Optuna storage URL (default: sqlite:///OUT/study.db)",
+    "latency_table": "latency table file or shipped name (`nas latency list`)",
+    "evaluator": "proxy (zero-cost, seconds) | train (short training)",
+    "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",
+    "data": "'synthetic' or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
+    "train_epochs": "epochs per candidate with --evaluator train",
+    "train_per_class": "training images per class taken from the dataset",
+    "test_per_class": "held-out images per class",
+    "batch_size": "minibatch size (proxy batch, training batch)",
+    "objective": "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency)",
+    "max_latency_ms": "hard limit on predicted latency; also the reward target unless --target-latency-ms",
+    "target_latency_ms": "the reward's latency target T",
+    "reward_w": "the reward exponent w (soft constraint, MnasNet: -0.07)",
+    "hard_reward": "use the reward's hard form (alpha=0, beta=-1)",
+    "max_params": "hard limit on parameters",
+    "max_macs": "hard limit on conv+linear MACs",
+    "population": "population size (evolution, nsga2)",
+    "sample_size": "tournament size (evolution)",
+    "top_k": "number of new candidates written to OUT/top/",
+    "threads": "torch CPU threads per evaluation",
+    "executor": "inprocess (default) | ray",
+    "ray_address": "Ray cluster address (auto | HOST:PORT); none starts a local instance",
+    "workers": "concurrent evaluations (ray executor)",
+    "num_cpus": "CPUs per evaluation (ray executor)",
+    "num_gpus": "GPUs per evaluation (ray executor)",
+    "eval_timeout_s": "a candidate running longer fails (ray executor)",
+    "max_retries": "re-submissions of an evaluation whose worker died (ray executor)",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from nas.search.config import SearchConfig
+
+    p = sub.add_parser("search", help="run a search; emits new candidates and a report", description=__doc__,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="YAML file with any of the keys below")
+    for f in dataclasses.fields(SearchConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if kind == "bool":
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=_HELP[f.name] + f" (default: {f.default})")
+            continue
+        conv: Any = int if kind.startswith("int") else float if kind.startswith("float") else str
+        p.add_argument(flag, dest=f.name, type=conv, default=None, help=_HELP[f.name] + f" (default: {f.default})")
+    p.add_argument("--no-zoo", action="store_true", help="do not score the zoo entries for the report")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def resolve_config(args: argparse.Namespace) -> Any:
+    """The :class:`SearchConfig` of the YAML file (if any) overridden by the given flags."""
+    from nas.search.config import SearchConfig
+
+    data: dict[str, Any] = {}
+    source = "command line"
+    if args.config:
+        base = SearchConfig.from_yaml(args.config)
+        data = {k: v for k, v in base.to_dict().items()}
+        source = args.config
+    for f in dataclasses.fields(SearchConfig):
+        value = getattr(args, f.name)
+        if value is not None:
+            data[f.name] = value
+    return SearchConfig.from_mapping(data, source=source)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nas.search.executors import make_executor
+    from nas.search.runner import Search
+
+    config = resolve_config(args)
+    search = Search.from_config(config)
+    state = search.run(make_executor(config, search.score), progress=not args.quiet)
+    report = search.write_report(compare_zoo=not args.no_zoo)
+    best = search.best()
+    summary = {
+        "run_dir": str(config.run_dir),
+        "report": str(report),
+        "evaluated": state.evaluated,
+        "infeasible": state.infeasible,
+        "duplicates_skipped": state.duplicates,
+        "best": None if best is None else {"hash": best.arch.hash(), "metrics": best.metrics,
+                                           "values": list(best.values or ())},
+        "top": sorted(str(p) for p in (config.run_dir / "top").glob("rank*.json")),
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"evaluated {state.evaluated} candidates ({state.infeasible} rejected by constraints, "
+              f"{state.duplicates} duplicates reused)")
+        if best is not None:
+            print(f"best: {best.arch.hash()} " + ", ".join(f"{k}={v:.4g}" for k, v in best.metrics.items()))
+        print(f"report: {report}")
+    return 0

@@ -1,0 +1,1 @@
+"""Search: ask/tell strategies, objectives, the durable runner, executors and reports."""

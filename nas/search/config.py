@@ -1,0 +1,179 @@
+"""The resolved configuration of a search, from command-line flags or a YAML file.
+
+Every key is declared once in :data:`FIELDS` (type, default, help), which serves the YAML
+validator, the ``nas search`` flags and the ``config.json`` written to the run directory. An
+unknown key, a value of the wrong type, an out-of-range value or a missing latency-table file is a
+``ValueError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+STRATEGIES = ("random", "evolution", "tpe", "nsga2")
+EVALUATORS = ("proxy", "train")
+OBJECTIVES = ("reward", "pareto")
+EXECUTORS = ("inprocess", "ray")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search run (see ``nas search --help`` for each key)."""
+
+    space: str = "mobile"
+    resolution: int | None = None
+    strategy: str = "evolution"
+    budget: int = 50
+    time_limit_s: float | None = None
+    seed: int = 0
+    out: str = "runs/search"
+    storage: str | None = None
+    latency_table: str | None = None
+    evaluator: str = "proxy"
+    proxy: str = "naswot"
+    data: str = "synthetic"
+    train_epochs: int = 1
+    train_per_class: int | None = 500
+    test_per_class: int | None = 100
+    batch_size: int = 64
+    objective: str = "reward"
+    max_latency_ms: float | None = None
+    target_latency_ms: float | None = None
+    reward_w: float = -0.07
+    hard_reward: bool = False
+    max_params: int | None = None
+    max_macs: int | None = None
+    population: int = 20
+    sample_size: int = 5
+    top_k: int = 5
+    threads: int | None = 1
+    executor: str = "inprocess"
+    ray_address: str | None = None
+    workers: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    eval_timeout_s: float | None = None
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), f.type)
+        _one_of("strategy", self.strategy, STRATEGIES)
+        _one_of("evaluator", self.evaluator, EVALUATORS)
+        _one_of("objective", self.objective, OBJECTIVES)
+        _one_of("executor", self.executor, EXECUTORS)
+        for name in ("budget", "population", "sample_size", "top_k", "workers", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("resolution", "time_limit_s", "max_latency_ms", "target_latency_ms", "max_params", "max_macs",
+                     "eval_timeout_s", "train_epochs", "threads", "train_per_class", "test_per_class"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name}: must be > 0, got {value}")
+        if self.sample_size > self.population:
+            raise ValueError(f"sample_size ({self.sample_size}) cannot exceed population ({self.population})")
+        if self.max_retries < 0 or self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError("max_retries, num_cpus and num_gpus must be >= 0")
+        if self.objective == "reward" and self.reward_target_ms is None:
+            raise ValueError("objective 'reward' needs a latency target: set target_latency_ms or max_latency_ms")
+        if self.objective == "pareto" and self.strategy in ("evolution", "tpe"):
+            raise ValueError(f"strategy {self.strategy!r} optimises one value; use objective 'reward', or "
+                             "strategy 'nsga2' or 'random' for a Pareto search")
+        _check_table(self.latency_table)
+        if self.executor == "inprocess" and self.workers != 1:
+            raise ValueError("workers > 1 needs executor 'ray'")
+
+    @property
+    def reward_target_ms(self) -> float | None:
+        """The reward's latency target: ``target_latency_ms``, else ``max_latency_ms``."""
+        return self.target_latency_ms if self.target_latency_ms is not None else self.max_latency_ms
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out)
+
+    @property
+    def storage_url(self) -> str:
+        """Optuna storage: ``storage`` or a SQLite file in the run directory."""
+        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define *which* search this is: a resumed run must match them.
+        (Budget, time limit, output paths and executor settings may change between runs.)"""
+        volatile = {"budget", "time_limit_s", "out", "storage", "top_k", "executor", "ray_address", "workers",
+                    "num_cpus", "num_gpus", "eval_timeout_s", "max_retries", "threads"}
+        return {k: v for k, v in self.to_dict().items() if k not in volatile}
+
+    @classmethod
+    def from_mapping(cls, data: Any, *, source: str = "config") -> SearchConfig:
+        """Validate a mapping (a parsed YAML file); errors name ``source`` and the key."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                close = [k for k in known if k.replace("_", "") == str(key).replace("_", "").replace("-", "")]
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"{source}: unknown key {key!r}{hint}; known keys: {', '.join(sorted(known))}")
+        try:
+            return cls(**data)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> SearchConfig:
+        """Read and validate a YAML config file."""
+        import yaml
+
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"{p}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{p}: not valid YAML ({exc})") from None
+        return cls.from_mapping(data if data is not None else {}, source=str(p))
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    text = str(annotation)
+    optional = "None" in text
+    if value is None:
+        if not optional:
+            raise ValueError(f"{name}: a value is required")
+        return
+    if text.startswith("int"):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        kind = "an integer"
+    elif text.startswith("float"):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        kind = "a number"
+    elif text.startswith("bool"):
+        ok = isinstance(value, bool)
+        kind = "true or false"
+    else:
+        ok = isinstance(value, str)
+        kind = "a string"
+    if not ok:
+        raise ValueError(f"{name}: expected {kind}, got {value!r}")
+
+
+def _check_table(table: str | None) -> None:
+    import latency_tables
+
+    if table is None:
+        raise ValueError("latency_table: required (a table file, or a shipped name from `nas latency list`)")
+    if not Path(table).is_file() and table not in latency_tables.names():
+        shipped = ", ".join(latency_tables.names()) or "none"
+        raise ValueError(f"latency_table: {table!r} is neither a file nor a shipped table (shipped: {shipped})")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: {value!r} is not one of {', '.join(allowed)}")

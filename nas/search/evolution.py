@@ -1,0 +1,57 @@
+"""Regularized (aging) evolution (Real et al., "Regularized Evolution for Image Classifier
+Architecture Search", AAAI 2019).
+
+Keep a population of the ``population`` most recent successful candidates. Until it is full, ask
+random points; then draw ``sample_size`` members uniformly, mutate the best of them (one choice
+changed, :meth:`~search_spaces.space.SearchSpace.mutate_point`), and when a result comes back,
+add it and drop the *oldest* member (not the worst): aging regularises against lucky evaluations.
+Asks may be outstanding while results arrive (asynchronous workers), as in the paper's
+distributed setting.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from nas.search.strategy import Strategy, Values
+from search_spaces.space import Point, SearchSpace
+
+
+class RegularizedEvolution(Strategy):
+    """Aging evolution with tournament selection; see the module docstring."""
+
+    name = "evolution"
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, n_objectives: int = 1, population: int = 50,
+                 sample_size: int = 10):
+        super().__init__(space, seed=seed, n_objectives=n_objectives)
+        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+            raise ValueError(f"evolution: population must be an integer >= 2, got {population!r}")
+        if isinstance(sample_size, bool) or not isinstance(sample_size, int) or not 1 <= sample_size <= population:
+            raise ValueError(f"evolution: sample_size must be an integer in [1, population], got {sample_size!r}")
+        self.population_size = population
+        self.sample_size = sample_size
+        self.population: deque[tuple[Point, float]] = deque()
+        self._pending = 0
+
+    def ask(self) -> Point:
+        if len(self.population) + self._pending < self.population_size or len(self.population) < self.sample_size:
+            self._pending += 1
+            return self.space.sample_point(self.rng)
+        members = [self.population[int(i)] for i in self.rng.choice(len(self.population), self.sample_size, replace=False)]
+        parent = max(members, key=lambda m: m[1])[0]
+        try:
+            return self.space.mutate_point(parent, self.rng)
+        except ValueError:  # a parent with no valid single-choice neighbour: explore instead
+            return self.space.sample_point(self.rng)
+
+    def tell(self, point: Point, values: Sequence[float] | None) -> None:
+        vals: Values | None = self._check_values(values)
+        if self._pending:
+            self._pending -= 1
+        if vals is None:
+            return
+        self.population.append((tuple(point), vals[0]))
+        while len(self.population) > self.population_size:
+            self.population.popleft()

@@ -1,0 +1,103 @@
+"""Strategies that delegate to Optuna samplers (Akiba et al., "Optuna", KDD 2019):
+
+- ``tpe``: the Tree-structured Parzen Estimator (Bergstra et al., NeurIPS 2011), Optuna's
+  ``TPESampler`` (multivariate, grouped so conditional choices are modelled jointly).
+- ``nsga2``: NSGA-II (Deb et al., IEEE TEC 2002), Optuna's ``NSGAIISampler`` with its uniform
+  crossover over the categorical choices, for Pareto searches (accuracy vs latency).
+
+Each strategy keeps a private in-memory study over the space's
+:meth:`~search_spaces.space.SearchSpace.optuna_distributions`; the runner keeps the durable
+record separately (:mod:`nas.search.store`) and replays it into a resumed strategy through
+:meth:`tell`, which accepts points it never asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import TrialState, create_trial
+
+from nas.search.strategy import Strategy
+from search_spaces.space import Point, SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+logger = logging.getLogger(__name__)
+
+
+class OptunaStrategy(Strategy):
+    """Ask/tell over a private in-memory Optuna study with ``sampler``."""
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, n_objectives: int = 1):
+        super().__init__(space, seed=seed, n_objectives=n_objectives)
+        self.distributions = space.optuna_distributions()
+        self.study = optuna.create_study(directions=["maximize"] * n_objectives, sampler=self._sampler())
+        self._asked: dict[Point, list[optuna.trial.Trial]] = {}
+
+    @abstractmethod
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler this strategy delegates to."""
+
+    def ask(self) -> Point:
+        trial = self.study.ask(self.distributions)
+        point = self.space.point_from_labels(trial.params)
+        self._asked.setdefault(point, []).append(trial)
+        return point
+
+    def tell(self, point: Point, values: Sequence[float] | None) -> None:
+        vals = self._check_values(values)
+        point = tuple(point)
+        pending = self._asked.get(point)
+        if pending:
+            trial = pending.pop(0)
+            if not pending:
+                del self._asked[point]
+            if vals is None:
+                self.study.tell(trial, state=TrialState.FAIL)
+            else:
+                self.study.tell(trial, list(vals))
+            return
+        # A result from the run's history (resume): add it as a finished trial. Inactive choices
+        # take any label (they are ignored on decode); a non-core value (a zoo point given as a
+        # starting point) is outside the distributions and cannot be modelled, so it is skipped.
+        labels = self.space.labels(point)
+        params = {}
+        for name, dist in self.distributions.items():
+            label = labels.get(name, dist.choices[0])
+            if label not in dist.choices:
+                logger.debug("%s: not replaying a point with non-core value %s=%s", self.name, name, label)
+                return
+            params[name] = label
+        state = TrialState.FAIL if vals is None else TrialState.COMPLETE
+        self.study.add_trial(create_trial(params=params, distributions=self.distributions, state=state,
+                                          values=None if vals is None else list(vals)))
+
+
+class TPE(OptunaStrategy):
+    """Optuna's TPE sampler over the space's choices."""
+
+    name = "tpe"
+
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():  # multivariate/group are "experimental" in Optuna, and long stable
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=self.seed, multivariate=True, group=True, n_startup_trials=10)
+
+
+class NSGA2(OptunaStrategy):
+    """Optuna's NSGA-II sampler: multi-objective, Pareto ranking with crowding distance."""
+
+    name = "nsga2"
+    multi_objective = True
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, n_objectives: int = 2, population: int = 50):
+        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+            raise ValueError(f"nsga2: population must be an integer >= 2, got {population!r}")
+        self.population_size = population
+        super().__init__(space, seed=seed, n_objectives=n_objectives)
+
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=self.seed)

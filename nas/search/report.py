@@ -1,0 +1,185 @@
+"""The outputs of a search run, written atomically into its run directory.
+
+- ``candidates.json``: every candidate (trial, hash, state, metrics, objective values, reason,
+  compact architecture string).
+- ``pareto.json``: the non-dominated candidates over (quality metric up, predicted latency down).
+- ``fixed_points.json``: the zoo entries at the search's input size, scored by the same evaluators.
+- ``top/rank01_<hash>.json`` ...: the top-k **new** candidates (not zoo entries) as ``Arch`` JSON,
+  ready for ``nas export``.
+- ``pareto.png``: quality vs predicted latency; candidates, the front, the top-k and every fixed
+  point on the same axes.
+- ``report.md``: the summary a person reads first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluators.base import Evaluator
+from nas.arch import Arch
+from nas.io import atomic_write_json, atomic_write_text
+from nas.search.objectives import LATENCY_METRIC, Objective
+from nas.search.pareto import pareto_front
+from nas.search.store import Record
+from search_spaces import zoo
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """A zoo entry scored by the search's evaluators."""
+
+    name: str
+    arch: Arch
+    metrics: dict[str, float]
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "hash": self.arch.hash(), "metrics": self.metrics, "reason": self.reason}
+
+
+def fixed_points_for(resolution: int, num_classes: int) -> list[tuple[str, Arch]]:
+    """Zoo entries whose input size is ``resolution``, re-targeted to ``num_classes``."""
+    out = []
+    for name in zoo.names():
+        arch = zoo.get(name)
+        if arch.resolution == resolution:
+            out.append((name, arch.replace(num_classes=num_classes)))
+    return out
+
+
+def score_fixed_points(points: Sequence[tuple[str, Arch]], evaluators: Sequence[Evaluator]) -> list[FixedPoint]:
+    """Every fixed point through every evaluator (failures keep the metrics computed before)."""
+    out = []
+    for name, arch in points:
+        metrics: dict[str, float] = {}
+        reason = None
+        for ev in evaluators:
+            r = ev.evaluate(arch)
+            metrics.update(r.metrics)
+            if not r.ok:
+                reason = r.reason
+                break
+        out.append(FixedPoint(name, arch, metrics, reason))
+    return out
+
+
+def _front(records: Sequence[Record], objective: Objective) -> list[Record]:
+    done = [r for r in records if r.state == "complete" and LATENCY_METRIC in r.metrics]
+    pts = [(r.metrics[objective.metric], -r.metrics[LATENCY_METRIC]) for r in done]
+    return sorted((done[i] for i in pareto_front(pts)), key=lambda r: r.metrics[LATENCY_METRIC])
+
+
+def write_report(run_dir: Path, records: Sequence[Record], objective: Objective, fixed: Sequence[FixedPoint],
+                 *, top_k: int, title: str, config: dict[str, Any]) -> Path:
+    """Write every output file; return the path of ``report.md``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "candidates.json", [r.to_dict() for r in records])
+    front = _front(records, objective)
+    atomic_write_json(run_dir / "pareto.json", [r.to_dict() for r in front])
+    atomic_write_json(run_dir / "fixed_points.json", [f.to_dict() for f in fixed])
+
+    zoo_hashes = {f.arch.hash() for f in fixed} | {zoo.get(n).hash() for n in zoo.names()}
+    ranked = sorted((r for r in records if r.state == "complete"), key=lambda r: -objective.best_key(r.metrics))
+    seen: set[str] = set()
+    top: list[Record] = []
+    for r in ranked:
+        h = r.arch.hash()
+        if h not in zoo_hashes and h not in seen:
+            seen.add(h)
+            top.append(r)
+        if len(top) == top_k:
+            break
+    top_dir = run_dir / "top"
+    for old in top_dir.glob("rank*.json"):
+        old.unlink()
+    top_files = [r.arch.save(top_dir / f"rank{i:02d}_{r.arch.hash()}.json") for i, r in enumerate(top, 1)]
+
+    plot = _plot(run_dir / "pareto.png", records, front, top, fixed, objective, title)
+    text = _markdown(records, front, top, top_files, fixed, objective, title, config, plot, run_dir)
+    return atomic_write_text(run_dir / "report.md", text)
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:.{digits}g}"
+
+
+def _markdown(records: Sequence[Record], front: Sequence[Record], top: Sequence[Record], top_files: Sequence[Path],
+              fixed: Sequence[FixedPoint], objective: Objective, title: str, config: dict[str, Any],
+              plot: Path | None, run_dir: Path) -> str:
+    m, lat = objective.metric, LATENCY_METRIC
+    states = {s: sum(1 for r in records if r.state == s) for s in ("complete", "failed", "infeasible")}
+    lines = [f"# {title}", ""]
+    lines += [f"- space `{config['space']}`, strategy `{config['strategy']}`, evaluator `{config['evaluator']}` "
+              f"(metric `{m}`), objective `{objective.kind}` ({', '.join(objective.names)})",
+              f"- latency table `{config['latency_table']}`; constraints: max latency {_fmt(config['max_latency_ms'])} ms, "
+              f"max params {_fmt(config['max_params'])}, max MACs {_fmt(config['max_macs'])}",
+              f"- candidates: {states['complete']} evaluated, {states['failed']} failed, "
+              f"{states['infeasible']} rejected by constraints before evaluation", ""]
+    if plot is not None:
+        lines += [f"![{m} vs predicted latency]({plot.name})", ""]
+    lines += ["## Top new candidates", "", f"| rank | hash | {m} | {lat} | params | MACs | {objective.names[0]} | file |",
+              "|---|---|---|---|---|---|---|---|"]
+    for i, (r, f) in enumerate(zip(top, top_files, strict=True), 1):
+        lines.append(f"| {i} | `{r.arch.hash()}` | {_fmt(r.metrics.get(m))} | {_fmt(r.metrics.get(lat))} | "
+                     f"{_fmt(r.metrics.get('params'))} | {_fmt(r.metrics.get('macs_conv_linear'))} | "
+                     f"{_fmt(objective.best_key(r.metrics))} | `{f.relative_to(run_dir)}` |")
+    lines += ["", "## Fixed points (zoo), same evaluators", "",
+              f"| net | {m} | {lat} | params | MACs | note |", "|---|---|---|---|---|---|"]
+    for f in fixed:
+        lines.append(f"| {f.name} | {_fmt(f.metrics.get(m))} | {_fmt(f.metrics.get(lat))} | "
+                     f"{_fmt(f.metrics.get('params'))} | {_fmt(f.metrics.get('macs_conv_linear'))} | {f.reason or ''} |")
+    lines += ["", f"## Pareto front ({m} up, {lat} down): {len(front)} candidates", "",
+              f"| hash | {m} | {lat} | params |", "|---|---|---|---|"]
+    for r in front:
+        lines.append(f"| `{r.arch.hash()}` | {_fmt(r.metrics.get(m))} | {_fmt(r.metrics.get(lat))} | "
+                     f"{_fmt(r.metrics.get('params'))} |")
+    if top:
+        lines += ["", "## Best candidate", "", "```", top[0].arch.to_str().rstrip(), "```"]
+    lines += ["", "Files: `candidates.json`, `pareto.json`, `fixed_points.json`, `top/`, `config.json`.",
+              "Export a candidate: `nas export top/rank01_<hash>.json --format py --out net.py`.", ""]
+    return "\n".join(lines)
+
+
+def _plot(path: Path, records: Sequence[Record], front: Sequence[Record], top: Sequence[Record],
+          fixed: Sequence[FixedPoint], objective: Objective, title: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m, lat = objective.metric, LATENCY_METRIC
+    done = [r for r in records if r.state == "complete" and lat in r.metrics]
+    if not done:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter([r.metrics[lat] for r in done], [r.metrics[m] for r in done], s=12, c="0.7", label="candidates")
+    ax.plot([r.metrics[lat] for r in front], [r.metrics[m] for r in front], "-o", c="tab:red", ms=4,
+            label="Pareto front")
+    ax.scatter([r.metrics[lat] for r in top], [r.metrics[m] for r in top], s=60, facecolors="none",
+               edgecolors="tab:blue", label="top new")
+    placed = [f for f in fixed if m in f.metrics and lat in f.metrics]
+    if placed:
+        ax.scatter([f.metrics[lat] for f in placed], [f.metrics[m] for f in placed], marker="*", s=120,
+                   c="tab:green", label="fixed points (zoo)")
+        for f in placed:
+            ax.annotate(f.name, (f.metrics[lat], f.metrics[m]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"{lat} (predicted from the latency table)")
+    ax.set_ylabel(m)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def read_candidates(run_dir: Path) -> list[dict[str, Any]]:
+    """The ``candidates.json`` of a finished run."""
+    return json.loads((run_dir / "candidates.json").read_text(encoding="utf-8"))

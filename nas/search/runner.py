@@ -1,0 +1,247 @@
+"""The search runner: strategy + evaluators + executor + durable store -> a run directory.
+
+Loop: keep every executor slot busy with a candidate the strategy asks for; screen it first with
+the cheap evaluators (table latency, complexity) against the hard constraints; evaluate the
+feasible ones with the expensive evaluator (a proxy or training) on the executor; record each
+outcome in the store *before* telling the strategy. A killed run started again with the same
+command replays the store into a fresh strategy and goes on: nothing evaluated is lost, and a
+candidate already evaluated is never evaluated again (its known result is reused).
+
+The run directory holds ``config.json``, ``study.db`` (unless another storage was given),
+``cache/`` (evaluator results by architecture hash), and the outputs of :mod:`nas.search.report`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from search_spaces.spaces import get_space
+
+import latency_tables
+from evaluators import Cached, ComplexityEvaluator, Composite, JsonCache, Result, TableLatency
+from evaluators.base import Evaluator
+from nas.arch import Arch
+from nas.io import atomic_write_json
+from nas.search.config import SearchConfig
+from nas.search.executors import Executor, InProcessExecutor
+from nas.search.objectives import Constraints, Objective
+from nas.search.report import fixed_points_for, score_fixed_points, write_report
+from nas.search.store import Record, RunStore
+from nas.search.strategies import make_strategy
+from nas.search.strategy import Strategy
+from search_spaces.space import Point, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+# Consecutive proposals that are duplicates or infeasible before the runner gives up: the space
+# (or its feasible part) is exhausted, or the constraints admit (almost) nothing.
+_MAX_IDLE_PROPOSALS = 2000
+
+
+@dataclass
+class RunState:
+    """What the runner knows of the run so far (rebuilt from the store on resume)."""
+
+    records: list[Record] = field(default_factory=list)
+    by_hash: dict[str, Record] = field(default_factory=dict)
+    infeasible: int = 0
+    duplicates: int = 0
+
+    @property
+    def evaluated(self) -> int:
+        return sum(1 for r in self.records if r.evaluated)
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+        self.by_hash.setdefault(record.arch.hash(), record)
+        if record.state == "infeasible":
+            self.infeasible += 1
+
+
+@dataclass
+class Search:
+    """A configured search; :meth:`run` executes it (resuming whatever its store holds)."""
+
+    config: SearchConfig
+    space: SearchSpace
+    objective: Objective
+    constraints: Constraints
+    screen: Evaluator
+    score: Cached
+    strategy: Strategy
+    store: RunStore
+    resolution: int
+    num_classes: int
+    state: RunState = field(default_factory=RunState)
+
+    # -------------------------------------------------------------------------------- setup
+    @classmethod
+    def from_config(cls, config: SearchConfig, *, score: Evaluator | None = None, num_classes: int = 10) -> Search:
+        """Build every part from ``config``. ``score`` replaces the configured expensive
+        evaluator (its architectures then have ``num_classes`` outputs)."""
+        from evaluators.factory import load_search_data, make_score_evaluator
+
+        run_dir = config.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        table = latency_tables.load(config.latency_table)  # type: ignore[arg-type]  (validated by SearchConfig)
+        resolution = config.resolution or table.resolution
+        if score is None:
+            data = load_search_data(config, resolution)
+            score = make_score_evaluator(config, data)
+            num_classes = data.num_classes
+        space = get_space(config.space, resolution=resolution, num_classes=num_classes)
+        objective = Objective(
+            kind=config.objective,
+            metric=config.proxy if config.evaluator == "proxy" else "top1",
+            target_ms=config.reward_target_ms,
+            w=config.reward_w,
+            hard=config.hard_reward,
+        )
+        constraints = Constraints(config.max_latency_ms, config.max_params, config.max_macs)
+        cache = JsonCache(run_dir / "cache")
+        screen = Composite([TableLatency(table), ComplexityEvaluator(ptflops=False)], cache=cache)
+        if objective.metric not in {m.name for m in score.metrics}:
+            raise ValueError(f"the objective needs metric {objective.metric!r}, which the evaluator "
+                             f"{score.name!r} does not produce ({', '.join(m.name for m in score.metrics)})")
+        strategy = make_strategy(config, space, objective.n_values)
+        store = RunStore(config.storage_url, "litenas-search", space, objective.directions,
+                         {"config": config.identity(), "objective": objective.names})
+        atomic_write_json(run_dir / "config.json", config.to_dict())
+        return cls(config, space, objective, constraints, screen, Cached(score, cache), strategy, store,
+                   resolution, num_classes)
+
+    # ------------------------------------------------------------------------------- helpers
+    def _replay(self) -> list[Arch]:
+        """Feed the store's history to the strategy; return interrupted candidates to redo."""
+        redo = self.store.recover_interrupted()
+        for record in self.store.history():
+            self.state.add(record)
+            self.strategy.tell(record.point, self._strategy_values(record))
+        return redo
+
+    def _strategy_values(self, record: Record) -> tuple[float, ...] | None:
+        if record.state != "complete":
+            return None
+        return self.objective.strategy_values(record.metrics)
+
+    def _screen(self, arch: Arch) -> tuple[dict[str, float], str | None, bool]:
+        """Cheap metrics of ``arch``, a failure reason, and whether it broke a constraint."""
+        result = self.screen.evaluate(arch)
+        if not result.ok:
+            return dict(result.metrics), result.reason, False
+        violations = self.constraints.violations(result.metrics)
+        return dict(result.metrics), ("; ".join(violations) or None), bool(violations)
+
+    def _outcome(self, metrics: dict[str, float], result: Result) -> tuple[tuple[float, ...] | None, str | None]:
+        """Objective values (report directions) and failure reason of a finished evaluation."""
+        if not result.ok:
+            return None, result.reason
+        try:
+            return self.objective.report_values(metrics), None
+        except ValueError as exc:  # e.g. a reward of a non-positive metric
+            return None, str(exc)
+
+    # ----------------------------------------------------------------------------------- run
+    def run(self, executor: Executor | None = None, *, progress: bool = True,
+            on_record: Callable[[Record], None] | None = None) -> RunState:
+        """Run until the budget of evaluated candidates (or the time limit) is reached."""
+        from tqdm import tqdm
+
+        executor = executor or InProcessExecutor(self.score)
+        redo = self._replay()
+        budget = self.config.budget
+        deadline = None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s
+        pending: dict[int, tuple[Point, Arch, object, dict[str, float]]] = {}
+        ticket = 0
+        idle = 0
+        bar = tqdm(total=budget, initial=min(self.state.evaluated, budget), desc=f"search {self.config.space}",
+                   unit="cand", disable=not progress, dynamic_ncols=True)
+        self._update_bar(bar)
+        try:
+            while True:
+                # Fill every free slot (no new work once the budget is covered or time is up).
+                while (executor.in_flight < executor.slots
+                       and self.state.evaluated + len(pending) < budget
+                       and (deadline is None or time.monotonic() < deadline)):
+                    if redo:
+                        arch = redo.pop(0)
+                        point = self.space.encode(arch)
+                    else:
+                        point = self.strategy.ask()
+                        arch = self.space.decode(point)
+                    known = self.state.by_hash.get(arch.hash())
+                    if known is not None or any(p[1] == arch for p in pending.values()):
+                        # Already evaluated (or in flight): reuse, never evaluate twice.
+                        self.state.duplicates += 1
+                        self.strategy.tell(point, None if known is None else self._strategy_values(known))
+                        idle += 1
+                    else:
+                        metrics, reason, infeasible = self._screen(arch)
+                        trial = self.store.start(point, arch)
+                        if reason is not None:
+                            self.store.finish(trial, metrics, None, reason, infeasible=infeasible)
+                            record = Record(trial.number, point, arch, "infeasible" if infeasible else "failed",
+                                            metrics, None, reason)
+                            self._finish(record, on_record)
+                            self.strategy.tell(point, None)
+                            idle += 1
+                            if not infeasible:
+                                bar.update(1)
+                        else:
+                            idle = 0
+                            pending[ticket] = (point, arch, trial, metrics)
+                            executor.submit(ticket, arch)
+                            ticket += 1
+                    if idle >= _MAX_IDLE_PROPOSALS:
+                        logger.warning("stopping: %d proposals in a row were duplicates or infeasible", idle)
+                        break
+                if not pending:
+                    break
+                for done_ticket, result in executor.wait():
+                    point, arch, trial, metrics = pending.pop(done_ticket)
+                    metrics = {**metrics, **result.metrics}
+                    values, reason = self._outcome(metrics, result)
+                    self.store.finish(trial, metrics, values, reason)
+                    state = "complete" if values is not None else "failed"
+                    record = Record(trial.number, point, arch, state, metrics, values, reason)
+                    self._finish(record, on_record)
+                    self.strategy.tell(point, self._strategy_values(record))
+                    bar.update(1)
+                    self._update_bar(bar)
+                if idle >= _MAX_IDLE_PROPOSALS:
+                    break
+        finally:
+            bar.close()
+            executor.close()
+        return self.state
+
+    def _finish(self, record: Record, on_record: Callable[[Record], None] | None) -> None:
+        self.state.add(record)
+        if on_record is not None:
+            on_record(record)
+
+    def _update_bar(self, bar) -> None:  # noqa: ANN001 - tqdm
+        best = self.best()
+        if best is not None:
+            bar.set_postfix_str(f"best {self.objective.names[0]}={self.objective.best_key(best.metrics):.4g}", refresh=False)
+
+    def write_report(self, *, compare_zoo: bool = True) -> Path:
+        """Write the run's outputs (:mod:`nas.search.report`), placing the zoo entries at the
+        search's input size on the same axes; return the path of ``report.md``."""
+        fixed = []
+        if compare_zoo:
+            points = fixed_points_for(self.resolution, self.num_classes)
+            fixed = score_fixed_points(points, [self.screen, self.score])
+        title = f"litenas search: {self.config.space} / {self.config.strategy} / {self.config.evaluator}"
+        return write_report(self.config.run_dir, self.state.records, self.objective, fixed,
+                            top_k=self.config.top_k, title=title, config=self.config.to_dict())
+
+    def best(self) -> Record | None:
+        """The best complete candidate by the objective's first value."""
+        done = [r for r in self.state.records if r.state == "complete"]
+        return max(done, key=lambda r: self.objective.best_key(r.metrics), default=None)
+

@@ -1,0 +1,30 @@
+"""Strategy lookup by name (``random``, ``evolution``, ``tpe``, ``nsga2``)."""
+
+from __future__ import annotations
+
+from nas.search.config import SearchConfig
+from nas.search.evolution import RegularizedEvolution
+from nas.search.optuna_strategies import NSGA2, TPE
+from nas.search.random_search import RandomSearch
+from nas.search.strategy import Strategy
+from search_spaces.space import SearchSpace
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "random": RandomSearch,
+    "evolution": RegularizedEvolution,
+    "tpe": TPE,
+    "nsga2": NSGA2,
+}
+
+
+def make_strategy(config: SearchConfig, space: SearchSpace, n_objectives: int) -> Strategy:
+    """The strategy ``config.strategy`` over ``space``, seeded with ``config.seed``."""
+    name = config.strategy
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    if name == "evolution":
+        return RegularizedEvolution(space, seed=config.seed, n_objectives=n_objectives,
+                                    population=config.population, sample_size=config.sample_size)
+    if name == "nsga2":
+        return NSGA2(space, seed=config.seed, n_objectives=n_objectives, population=config.population)
+    return STRATEGIES[name](space, seed=config.seed, n_objectives=n_objectives)

@@ -1,0 +1,71 @@
+"""The ask/tell strategy interface.
+
+A :class:`Strategy` proposes points of a :class:`~search_spaces.space.SearchSpace` (tuples of
+choice indices) and is told their objective values; it never trains or times anything itself.
+Contract (``tests/test_strategies.py`` runs it over every strategy):
+
+- :meth:`Strategy.ask` returns a valid point of the space; several asks may be outstanding at
+  once (asynchronous workers), each answered later by one :meth:`Strategy.tell`.
+- :meth:`Strategy.tell` takes the objective values of a point (``None``: the candidate failed or
+  broke a hard constraint). It also accepts points the strategy never asked for, which is how a
+  resumed search replays its history.
+- Objective values are always *maximised* (the runner negates minimised metrics), so every
+  strategy reads them the same way; multi-objective strategies receive one value per objective.
+- The same seed and the same sequence of tells give the same sequence of asks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from search_spaces.space import Point, SearchSpace
+
+__all__ = ["Strategy", "Values"]
+
+Values = tuple[float, ...]
+"""Objective values of a point, every one to be maximised."""
+
+
+class Strategy(ABC):
+    """Proposes points of ``space``; see the module docstring for the contract.
+
+    Args:
+        space: the search space.
+        seed: seeds every random decision of the strategy.
+        n_objectives: how many objective values each tell carries.
+    """
+
+    name: str = ""
+    multi_objective: bool = False
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, n_objectives: int = 1):
+        if not isinstance(space, SearchSpace):
+            raise ValueError(f"{self.name}: space must be a SearchSpace, got {type(space).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"{self.name}: seed must be an integer, got {seed!r}")
+        if n_objectives < 1 or (n_objectives > 1 and not self.multi_objective):
+            raise ValueError(f"{self.name}: supports {'any number of objectives' if self.multi_objective else 'one objective'}, "
+                             f"got {n_objectives}")
+        self.space = space
+        self.seed = seed
+        self.n_objectives = n_objectives
+        self.rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def ask(self) -> Point:
+        """A point to evaluate next."""
+
+    @abstractmethod
+    def tell(self, point: Point, values: Sequence[float] | None) -> None:
+        """The outcome of ``point``: its objective values (maximised), or ``None`` if it failed."""
+
+    def _check_values(self, values: Sequence[float] | None) -> Values | None:
+        if values is None:
+            return None
+        vals = tuple(float(v) for v in values)
+        if len(vals) != self.n_objectives:
+            raise ValueError(f"{self.name}: expected {self.n_objectives} objective value(s), got {len(vals)}")
+        return vals

@@ -1,0 +1,204 @@
+"""The MnasNet factorized hierarchical search space (Tan et al., "MnasNet: Platform-Aware Neural
+Architecture Search for Mobile", CVPR 2019, Section 4.1 and Figure 4).
+
+The network is a fixed sequence of seven stages ("blocks" in the paper) over MobileNetV2's
+skeleton (Sandler et al., CVPR 2018), which the paper uses as the reference for the layer counts
+and widths: depths ``[1, 2, 3, 4, 3, 3, 1]``, widths ``[16, 24, 32, 64, 96, 160, 320]``, first
+strides ``[1, 2, 2, 2, 1, 2, 1]``, after a 3x3 stride-2 conv stem with 32 channels and before a
+1x1 conv to 1280 channels, pooling and a linear classifier. Every stage searches, for all its
+layers at once (the layers of a stage are identical, only the first one has the stride):
+
+- ``op``: regular conv (``cn``), depthwise-separable conv (``ds``) or MBConv (``ir``);
+- ``kernel``: 3 or 5;
+- ``se``: squeeze-excite ratio 0 or 0.25 (sized from the block input, as the reference);
+- ``skip``: ``none`` or an ``identity`` residual (where the shape allows one);
+- ``expansion``: 3 or 6 (MBConv only);
+- ``layers``: the base depth -1, +0 or +1 (at least 1);
+- ``width``: the base width x0.75, x1.0 or x1.25 rounded to a multiple of 8.
+
+ReLU throughout. The registry's plain conv has neither squeeze-excite nor a residual, so ``se``
+and ``skip`` are active for ``ds`` and ``ir`` only (the paper's pooling skip op is left out).
+
+MnasNet-A1 and -B1 (zoo ``mnasnet_a1``, ``mnasnet_b1``) are points once two widths the relative
+grid misses are added as extra values: 112 in stage 4 (A1; 1.25 x 96 rounds to 120) and 192 in
+stage 5 (B1; 1.25 x 160 is 200). Their first block, a depthwise-separable conv without residual,
+is ``op=ds, skip=none`` of stage 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nas.arch import Arch, Block
+from search_spaces.ops.layers import make_divisible
+from search_spaces.registry import OpConfig
+from search_spaces.space import Choice, SearchSpace, check_fixed, describe_block
+
+__all__ = ["BASE_STAGES", "EXTRA_WIDTHS", "MnasNetSpace"]
+
+# (depth, width, first stride) per stage: MobileNetV2's skeleton, the paper's reference.
+BASE_STAGES: tuple[tuple[int, int, int], ...] = (
+    (1, 16, 1), (2, 24, 2), (3, 32, 2), (4, 64, 2), (3, 96, 1), (3, 160, 2), (1, 320, 1),
+)
+WIDTH_MULTIPLIERS = (0.75, 1.0, 1.25)
+LAYER_OFFSETS = (-1, 0, 1)
+# Widths of MnasNet-A1/B1 the relative grid misses: stage -> (width, which net).
+EXTRA_WIDTHS: dict[int, tuple[tuple[int, str], ...]] = {4: ((112, "A1"),), 5: ((192, "B1"),)}
+STEM_CHS = 32
+HEAD_CHS = 1280
+OPS = ("conv", "dwconv", "mbconv")
+_REGISTRY_OP = {"conv": "cn", "dwconv": "ds", "mbconv": "ir"}
+
+
+class MnasNetSpace(SearchSpace):
+    """MnasNet's per-stage factorized space over MobileNetV2's seven stages.
+
+    Args:
+        resolution: input size of every point (224 in the paper).
+        num_classes: classifier outputs.
+        dropout: before the classifier (0.2, as the zoo's MnasNets).
+    """
+
+    name = "mnasnet"
+    summary = "MnasNet: 7 stages x (op, kernel, SE, skip, expansion, layers, width)"
+    paper = "Tan et al., MnasNet: Platform-Aware Neural Architecture Search for Mobile, CVPR 2019"
+
+    def __init__(self, *, resolution: int = 224, num_classes: int = 1000, dropout: float = 0.2):
+        self.resolution, self.num_classes, self.dropout = resolution, num_classes, dropout
+        choices: list[Choice] = []
+        self._widths: list[tuple[int, ...]] = []
+        self._depths: list[tuple[int, ...]] = []
+        for k, (depth, width, stride) in enumerate(BASE_STAGES):
+            where = f"stage {k}: base {depth} x {width} ch, stride {stride}"
+            grid: dict[int, str] = {}
+            for m in sorted(WIDTH_MULTIPLIERS, key=lambda m: abs(m - 1.0)):  # x1.0 names a shared width
+                grid.setdefault(make_divisible(width * m), f"x{m}")
+            extras = {w: net for w, net in EXTRA_WIDTHS.get(k, ())}
+            widths = tuple(sorted({*grid, *extras}))
+            depths = tuple(sorted({max(1, depth + d) for d in LAYER_OFFSETS}))
+            self._widths.append(widths)
+            self._depths.append(depths)
+            mb, not_conv = frozenset({OPS.index("mbconv")}), frozenset({OPS.index("dwconv"), OPS.index("mbconv")})
+            choices += [
+                Choice(f"s{k}.op", OPS, doc=where),
+                Choice(f"s{k}.kernel", (3, 5), doc=where),
+                Choice(f"s{k}.se", (0.0, 0.25), parent=f"s{k}.op", when=not_conv, doc=where),
+                Choice(f"s{k}.skip", ("none", "identity"), parent=f"s{k}.op", when=not_conv, doc=where),
+                Choice(f"s{k}.expansion", (3, 6), parent=f"s{k}.op", when=mb, doc=where),
+                Choice(f"s{k}.layers", depths, labels=tuple(f"{n} ({n - depth:+d})" for n in depths), doc=where),
+                Choice(f"s{k}.width", widths, labels=tuple(f"{w} ({grid.get(w) or extras[w]})" for w in widths),
+                       doc=where),
+            ]
+        super().__init__(choices)
+        self._stem = Block.make("cn", out_chs=STEM_CHS, kernel=3, stride=2, act="relu")
+        self._head = Block.make("hc", out_chs=HEAD_CHS, act="relu", dropout=dropout)
+        Arch(resolution, num_classes, self._stem, (), self._head)  # reject bad arguments up front
+
+    @staticmethod
+    def _block(v: Mapping[str, Any], k: int, stride: int) -> Block:
+        """The block of stage ``k``'s choices ``v`` (keys without the stage prefix)."""
+        op = v["op"]
+        args: dict[str, Any] = {"out_chs": v["width"], "kernel": v["kernel"], "stride": stride, "act": "relu"}
+        if op != "conv":
+            args.update(se_ratio=v["se"], noskip=v["skip"] == "none")
+        if op == "mbconv":
+            args["exp_ratio"] = v["expansion"]
+        return Block.make(_REGISTRY_OP[op], args)
+
+    def _stage_values(self, values: Mapping[str, Any], k: int) -> dict[str, Any]:
+        prefix = f"s{k}."
+        return {name[len(prefix):]: v for name, v in values.items() if name.startswith(prefix)}
+
+    def _stage_blocks(self, v: Mapping[str, Any], k: int) -> list[Block]:
+        first = self._block(v, k, BASE_STAGES[k][2])
+        return [first] + [first.replace(stride=1)] * (v["layers"] - 1)
+
+    def _decode(self, values: Mapping[str, Any]) -> Arch:
+        blocks: list[Block] = []
+        for k in range(len(BASE_STAGES)):
+            blocks += self._stage_blocks(self._stage_values(values, k), k)
+        return Arch(self.resolution, self.num_classes, self._stem, tuple(blocks), self._head)
+
+    def _encode(self, arch: Arch) -> dict[str, int]:
+        check_fixed(self.name, arch, resolution=self.resolution, num_classes=self.num_classes, in_chans=3,
+                    stem=self._stem, head=self._head)
+        out: dict[str, int] = {}
+        i = 0
+        for k, (_, _, stride) in enumerate(BASE_STAGES):
+            if i >= len(arch.blocks):
+                raise ValueError(f"{self.name}: stage {k}: no blocks left ({len(arch.blocks)} in all)")
+            first = arch.blocks[i]
+            v = self._read_block(first, k, i, stride)
+            n = 1
+            while i + n < len(arch.blocks) and arch.blocks[i + n] == first.replace(stride=1) and n < max(self._depths[k]):
+                n += 1
+            if n not in self._depths[k]:
+                raise ValueError(f"{self.name}: stage {k} (blocks {i}..{i + n - 1}): {n} identical layers, "
+                                 f"the stage takes {' or '.join(map(str, self._depths[k]))}")
+            v["layers"] = n
+            for name, value in v.items():
+                c = self.choice(f"s{k}.{name}")
+                out[c.name] = c.values.index(value)
+            i += n
+        if i != len(arch.blocks):
+            raise ValueError(f"{self.name}: block {i} ({describe_block(arch.blocks[i])}) is past the last stage")
+        return out
+
+    def _read_block(self, block: Block, k: int, i: int, stride: int) -> dict[str, Any]:
+        """The stage choices (other than ``layers``) that make ``block`` the first of stage ``k``."""
+        where = f"{self.name}: stage {k}, block {i} ({describe_block(block)})"
+        ops = {reg: op for op, reg in _REGISTRY_OP.items()}
+        if block.op not in ops:
+            raise ValueError(f"{where}: op {block.op!r} is not a candidate (cn, ds, ir)")
+        a = block.kwargs
+        v: dict[str, Any] = {"op": ops[block.op], "kernel": a["kernel"], "width": a["out_chs"]}
+        if block.op != "cn":
+            v.update(se=a["se_ratio"], skip="none" if a["noskip"] else "identity")
+        if block.op == "ir":
+            v["expansion"] = a["exp_ratio"]
+        for name, value in v.items():
+            if value not in self.choice(f"s{k}.{name}").values:
+                raise ValueError(f"{where}: {name} {value!r} is not one of {self.choice(f's{k}.{name}').values}")
+        if block != self._block(v, k, stride):
+            raise ValueError(f"{where}: differs from stage {k}'s candidate {describe_block(self._block(v, k, stride))}")
+        return v
+
+    def _stage_variants(self, k: int) -> list[dict[str, Any]]:
+        """Every combination of stage ``k``'s op choices (without ``layers``)."""
+        out = []
+        for op in OPS:
+            for kernel in (3, 5):
+                for se in (0.0, 0.25) if op != "conv" else (0.0,):
+                    for skip in ("none", "identity") if op != "conv" else ("none",):
+                        for e in (3, 6) if op == "mbconv" else (None,):
+                            for w in self._widths[k]:
+                                out.append({"op": op, "kernel": kernel, "se": se, "skip": skip, "expansion": e,
+                                            "width": w})
+        return out
+
+    def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
+        res = self.resolution if resolution is None else resolution
+        size = self._stem.spec.out_size(res, self._stem.kwargs)
+        configs = {OpConfig(self._stem.op, self._stem.args, 3, res)}
+        in_widths: tuple[int, ...] = (STEM_CHS,)
+        for k, (_, _, stride) in enumerate(BASE_STAGES):
+            out_size = size
+            for v in self._stage_variants(k):
+                first = self._block(v, k, stride)
+                out_size = first.spec.out_size(size, first.kwargs)
+                configs.update(OpConfig(first.op, first.args, c, size) for c in in_widths)
+                if max(self._depths[k]) > 1:
+                    rest = first.replace(stride=1)
+                    configs.add(OpConfig(rest.op, rest.args, v["width"], out_size))
+            size, in_widths = out_size, self._widths[k]
+        configs.update(OpConfig(self._head.op, self._head.args, c, size, self.num_classes) for c in in_widths)
+        return sorted(configs, key=OpConfig.key)
+
+    def skeleton(self) -> list[str]:
+        lines = [f"input {self.resolution}x{self.resolution}x3, {self.num_classes} classes",
+                 f"stem: conv 3x3 stride 2, {STEM_CHS} ch, ReLU"]
+        for k, (depth, width, stride) in enumerate(BASE_STAGES):
+            lines.append(f"stage {k}: base {depth} layer(s) x {width} ch, first stride {stride}")
+        lines.append(f"head: conv 1x1 {HEAD_CHS} ch, ReLU, pool, dropout {self.dropout}, linear")
+        return lines
