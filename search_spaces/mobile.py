@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,6 +302,8 @@ class MobileSpace(SearchSpace):
                               core=tuple(range(len(heads))), doc="head"))
         super().__init__(choices)
         self._check_setup()
+        self._by_label = {t.label: i for i, t in enumerate(self.templates) if not t.mid_ratio}
+        self._relative = tuple(i for i, t in enumerate(self.templates) if t.mid_ratio)
         self._fitter = FitCounter(self.templates)
         self._first_memo: dict[tuple[int, int, int, int, bool], dict[str, list[int]]] = {}
         self._later_memo: dict[tuple[int, int, int, bool], list[int]] = {}
@@ -362,18 +364,18 @@ class MobileSpace(SearchSpace):
         out["head"] = head.values.index(arch.head)
         stem = arch.stem
         kind = "hybrid" if stem.op == "hybrid" else "conv_s1" if stem.kwargs.get("stride") == 1 else "conv"
+        if stem.op not in ("cn", "hybrid") or stem != self._stem(kind, stem["out_chs"], stem["act"]):
+            raise ValueError(f"{self.name}: stem {describe_block(stem)} is neither a 3x3 conv-BN-act (stride 1 or 2) "
+                             f"nor the hybrid stem")
         out["stem"] = self._value_index("stem", kind, "stem kind")
         out["stem_act"] = self._value_index("stem_act", stem["act"], "stem activation")
-        deepest: list[Any] = [-1, "no block"]
-        mults = sorted(range(len(self.choice("width"))), key=lambda i: abs(self.choice("width").values[i] - 1.0))
-        for m in mults:
-            mult = self.choice("width").values[m]
+        widths = self.choice("width")
+        deepest: list[Any] = [-1, f"stem width {stem['out_chs']} is not a stem width of this space at any width "
+                                  f"multiplier"]
+        for m in sorted(range(len(widths)), key=lambda i: abs(widths.values[i] - 1.0)):  # 1.0 first
+            mult = widths.values[m]
             sw = [i for i, w in enumerate(self.choice("stem_width").values) if scale_width(w, mult) == stem["out_chs"]]
-            if not sw or stem != self._stem(kind, stem["out_chs"], stem["act"]):
-                deepest = max(deepest, [-1, f"stem {describe_block(stem)} is not a stem of this space at width "
-                                            f"multiplier {mult}"], key=lambda d: d[0])
-                continue
-            found = self._align(arch.blocks, 0, 0, stem["out_chs"], mult, deepest)
+            found = self._align(arch.blocks, 0, 0, stem["out_chs"], mult, deepest) if sw else None
             if found is not None:
                 return {**out, "width": m, "stem_width": sw[0], **found}
         where, why = deepest
@@ -387,10 +389,11 @@ class MobileSpace(SearchSpace):
 
     def _match(self, block: Block, in_chs: int) -> int | None:
         """The first template (core before extra) that ``block`` is in a layer from ``in_chs``."""
-        for i, t in enumerate(self.templates):
-            if t.matches(block, in_chs):
-                return i
-        return None
+        found = [i for i in self._relative if self.templates[i].matches(block, in_chs)]
+        i = self._by_label.get(Template.of_block(block).label)
+        if i is not None and self.templates[i].matches(block, in_chs):
+            found.append(i)
+        return min(found, default=None)
 
     def _align(self, blocks: Sequence[Block], k: int, i: int, chs: int, mult: float,
                deepest: list[Any]) -> dict[str, int] | None:
@@ -398,7 +401,7 @@ class MobileSpace(SearchSpace):
         first, options in choice order); records the furthest failure in ``deepest``."""
 
         def fail(at: int, why: str) -> None:
-            if at > deepest[0]:
+            if at >= deepest[0]:  # ties: the later option, a longer stage, reads better
                 deepest[:] = [at, why]
 
         if k == len(self.stages):
@@ -406,7 +409,6 @@ class MobileSpace(SearchSpace):
                 return {}
             fail(i, f"{describe_block(blocks[i])} is past the last stage")
             return None
-        st = self.stages[k]
         depth = self.choice(f"s{k}.depth")
         for d, n in enumerate(depth.values):
             if n == 0:
@@ -426,7 +428,8 @@ class MobileSpace(SearchSpace):
                 return {depth.name: d, **got, **rest}
         return None
 
-    def _stage(self, run: Sequence[Block], k: int, i: int, chs: int, mult: float, fail: Any) -> dict[str, int] | None:
+    def _stage(self, run: Sequence[Block], k: int, i: int, chs: int, mult: float,
+               fail: Callable[[int, str], None]) -> dict[str, int] | None:
         """Indices of stage ``k``'s choices for the blocks ``run`` (``None`` after ``fail``)."""
         st = self.stages[k]
         first = run[0]

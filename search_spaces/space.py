@@ -185,7 +185,7 @@ class SearchSpace(ABC):
             raise ValueError(f"{self.name}: expected {n} choice indices (one per choice: {names}), got {len(point)}")
         out: list[int] = []
         active: list[bool] = []
-        for i, (c, v) in enumerate(zip(self._choices, point)):
+        for i, (c, v) in enumerate(zip(self._choices, point, strict=True)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise ValueError(f"{self.name}: {c.where}: index must be an integer, got {v!r}")
             v = int(v)
@@ -201,13 +201,15 @@ class SearchSpace(ABC):
 
     def values(self, point: Sequence[int]) -> dict[str, Any]:
         """The values of the active choices of ``point``, by choice name."""
-        p = self._check_point(point)
-        return {c.name: c.values[v] for c, v, a in zip(self._choices, p, self.active(p)) if a}
+        return self._values(self._check_point(point))
+
+    def _values(self, p: Point) -> dict[str, Any]:
+        return {c.name: c.values[v] for c, v, a in zip(self._choices, p, self.active(p), strict=True) if a}
 
     def labels(self, point: Sequence[int]) -> dict[str, str]:
         """The labels of the active choices of ``point``, by choice name."""
         p = self._check_point(point)
-        return {c.name: c.labels[v] for c, v, a in zip(self._choices, p, self.active(p)) if a}
+        return {c.name: c.labels[v] for c, v, a in zip(self._choices, p, self.active(p), strict=True) if a}
 
     # ------------------------------------------------------------------------- decode / encode
     @abstractmethod
@@ -227,7 +229,7 @@ class SearchSpace(ABC):
         """
         p = self._check_point(point)
         try:
-            return self._decode(self.values(p))
+            return self._decode(self._values(p))
         except ValueError as exc:
             raise ValueError(f"{self.name}: {exc}") from None
 
@@ -244,7 +246,7 @@ class SearchSpace(ABC):
         for i, c in enumerate(self._choices):
             active.append(self._active_at(i, point, active))
             if active[-1] and c.name not in indices:
-                raise ValueError(f"{self.name}: {c.where}: the encoder gave no index")  # a subclass bug
+                raise RuntimeError(f"{self.name}: {c.where}: the encoder gave no index")  # a subclass bug
             point.append(indices[c.name] if active[-1] else 0)
         decoded = self.decode(point)
         if decoded != arch:  # the subclass's encoder and decoder disagree: a bug, say where
@@ -418,7 +420,8 @@ class SearchSpace(ABC):
         return self.decode(self.point_from_labels(params))
 
     def suggest(self, trial: optuna.trial.BaseTrial, core_only: bool = True) -> Arch:
-        """Define-by-run: suggest the active choices only, in order, and decode them."""
+        """Define-by-run: suggest the active choices only, in order, and decode them. In a space
+        with invalid combinations this raises ``ValueError`` for one (fail the trial)."""
         point: list[int] = []
         active: list[bool] = []
         for i, c in enumerate(self._choices):
@@ -448,7 +451,7 @@ def _first_difference(expected: Arch, got: Arch) -> str:
     for name in ("resolution", "num_classes", "in_chans", "stem", "head"):
         if getattr(expected, name) != getattr(got, name):
             return f"field {name!r} decodes as {getattr(got, name)!r}, expected {getattr(expected, name)!r}"
-    for i, (x, y) in enumerate(zip(expected.blocks, got.blocks)):
+    for i, (x, y) in enumerate(zip(expected.blocks, got.blocks, strict=False)):
         if x != y:
             return f"block {i} decodes as {describe_block(y)}, expected {describe_block(x)}"
     return f"{len(got.blocks)} blocks decode, expected {len(expected.blocks)}"

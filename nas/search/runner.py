@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 # Consecutive proposals that are duplicates or infeasible before the runner gives up: the space
 # (or its feasible part) is exhausted, or the constraints admit (almost) nothing.
-_MAX_IDLE_PROPOSALS = 2000
+_MAX_IDLE_PROPOSALS = 500
 
 
 @dataclass

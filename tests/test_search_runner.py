@@ -1,0 +1,158 @@
+"""The search runner: end to end in-process, config validation, and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from latency_tables.measure import Settings
+from latency_tables.table import LatencyTable, Timing
+from nas.cli import main
+from nas.search.config import SearchConfig
+from nas.search.runner import Search
+from search_spaces.registry import OpConfig
+from search_spaces.spaces import get_space
+
+RES = 32
+
+
+def fake_table(path: Path, space: str = "fbnet") -> Path:
+    """A table whose entries grow with the op's input size and arguments: runner tests need a
+    complete table, not real timings (those are the latency benchmark's business)."""
+    table = LatencyTable.new(Settings().identity(), resolution=RES, space=space)
+    for cfg in get_space(space, resolution=RES, num_classes=10).op_configs(RES):
+        assert isinstance(cfg, OpConfig)
+        ms = 0.001 * cfg.in_chs * cfg.in_size * cfg.in_size / 256 + 0.01 * (len(cfg.key()) % 7)
+        table.add(cfg.key(), Timing(ms, ms * 0.9, ms * 1.1, 5))
+    table.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    return fake_table(tmp_path_factory.mktemp("table") / "fbnet32.json")
+
+
+def config(tmp_path: Path, table: Path, **changes) -> SearchConfig:
+    base = dict(space="fbnet", strategy="evolution", budget=8, seed=0, out=str(tmp_path / "run"),
+                latency_table=str(table), evaluator="proxy", proxy="synflow", data="synthetic",
+                objective="reward", max_latency_ms=50.0, population=4, sample_size=2, top_k=3)
+    base.update(changes)
+    return SearchConfig(**base)
+
+
+def test_search_runs_end_to_end_and_writes_the_run_directory(tmp_path, table) -> None:
+    cfg = config(tmp_path, table)
+    search = Search.from_config(cfg)
+    state = search.run(progress=False)
+    assert state.evaluated == 8
+    report = search.write_report()
+    run = cfg.run_dir
+    for name in ("config.json", "candidates.json", "pareto.json", "fixed_points.json", "report.md", "pareto.png"):
+        assert (run / name).is_file(), name
+    candidates = json.loads((run / "candidates.json").read_text())
+    assert sum(c["state"] in ("complete", "failed") for c in candidates) == 8
+    top = sorted((run / "top").glob("rank*.json"))
+    assert 1 <= len(top) <= 3
+    assert "Top new candidates" in report.read_text()
+    # Every result is in the Optuna study (what optuna-dashboard shows).
+    study = optuna.load_study(study_name="litenas-search", storage=cfg.storage_url)
+    assert len([t for t in study.trials if t.state.is_finished()]) >= 8
+
+
+def test_constraints_reject_before_evaluation(tmp_path, table) -> None:
+    cfg = config(tmp_path, table, max_params=1_800_000, budget=4)
+    search = Search.from_config(cfg)
+    state = search.run(progress=False)
+    assert all(r.metrics["params"] <= 1_800_000 for r in state.records if r.evaluated)
+    assert state.infeasible > 0
+
+
+def test_rerun_resumes_without_re_evaluating(tmp_path, table) -> None:
+    cfg = config(tmp_path, table, budget=5)
+    first = Search.from_config(cfg).run(progress=False)
+    hashes = [r.arch.hash() for r in first.records if r.evaluated]
+    again = Search.from_config(config(tmp_path, table, budget=9)).run(progress=False)
+    evaluated = [r.arch.hash() for r in again.records if r.evaluated]
+    assert evaluated[:5] == hashes and len(evaluated) == 9 and len(set(evaluated)) == 9
+
+
+def test_a_different_search_in_the_same_directory_is_refused(tmp_path, table) -> None:
+    Search.from_config(config(tmp_path, table, budget=1)).run(progress=False)
+    with pytest.raises(ValueError, match="different search"):
+        Search.from_config(config(tmp_path, table, budget=1, seed=5))
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("space: fbnet\nbudgett: 3\n", "unknown key 'budgett'"),
+    ("budget: three\n", "budget: expected an integer"),
+    ("strategy: annealing\n", "strategy: 'annealing' is not one of"),
+    ("latency_table: /nonexistent/table.json\n", "latency_table"),
+    ("budget: [1\n", "not valid YAML"),
+    ("- a\n- b\n", "expected a mapping"),
+    ("objective: reward\n", "latency target"),
+    ("objective: pareto\nstrategy: evolution\n", "optimises one value"),
+])
+def test_yaml_config_errors_are_clear(tmp_path, table, text, needle) -> None:
+    if "latency_table" not in text and not text.startswith("-"):
+        text += f"latency_table: {table}\n"
+    if "max_latency_ms" not in text and "objective: reward" not in text and not text.startswith("-"):
+        text += "max_latency_ms: 10\n"
+    path = tmp_path / "search.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=needle):
+        SearchConfig.from_yaml(path)
+
+
+def test_cli_with_yaml_config_and_json_summary(tmp_path, table, capsys) -> None:
+    path = tmp_path / "search.yaml"
+    path.write_text(f"space: fbnet\nstrategy: random\nbudget: 3\nlatency_table: {table}\nevaluator: proxy\n"
+                    f"proxy: synflow\ndata: synthetic\nmax_latency_ms: 50\nout: {tmp_path / 'cli'}\n")
+    assert main(["search", "--config", str(path), "--seed", "2", "--json", "--quiet", "--no-zoo"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["evaluated"] == 3 and Path(summary["report"]).is_file()
+
+
+def test_sigkill_and_resume_loses_nothing(tmp_path, table) -> None:
+    """Kill the search process mid-run, start the same command again: the full budget of
+    distinct candidates, each evaluated once."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nas", "search", "--space", "fbnet", "--strategy", "evolution",
+           "--population", "4", "--sample-size", "2", "--latency-table", str(table), "--max-latency-ms", "50",
+           "--evaluator", "proxy", "--proxy", "naswot", "--data", "synthetic", "--budget", "14",
+           "--out", str(out), "--quiet", "--no-zoo"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "study.db"
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                study = optuna.load_study(study_name="litenas-search", storage=f"sqlite:///{db}")
+                done = sum(t.state.is_finished() and "metrics" in t.user_attrs for t in study.trials)
+            except Exception:  # noqa: BLE001 - the study may not exist yet
+                continue
+            if done >= 4:
+                break
+    assert proc.poll() is None, "the search finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {t.user_attrs["hash"] for t in optuna.load_study(study_name="litenas-search", storage=f"sqlite:///{db}").trials
+              if t.state.is_finished() and "metrics" in t.user_attrs}
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    study = optuna.load_study(study_name="litenas-search", storage=f"sqlite:///{db}")
+    evaluated = [t.user_attrs["hash"] for t in study.trials
+                 if t.state != optuna.trial.TrialState.PRUNED and "metrics" in t.user_attrs]
+    assert len(evaluated) == 14
+    assert len(set(evaluated)) == 14
+    assert before <= set(evaluated)
