@@ -117,13 +117,24 @@ class Cached(Evaluator):
     def check(self, arch: Arch) -> None:
         self.inner.check(arch)
 
+    def lookup(self, arch: Arch) -> Result | None:
+        """The stored result of ``arch``, or ``None`` (the inner evaluator is not called)."""
+        return self.cache.get(self.name, self._digest, arch.hash())
+
+    def store(self, arch: Arch, result: Result) -> None:
+        """Keep ``result`` of ``arch`` (a result of the inner evaluator computed elsewhere, e.g. on
+        a Ray worker); a retryable failure is not kept."""
+        h = arch.hash()
+        if result.arch_hash != h:
+            raise ValueError(f"a result of {result.arch_hash} cannot be stored as the result of {h}")
+        if not result.retryable:
+            self.cache.put(self.name, self._digest, h, result, self._config)
+
     def evaluate(self, arch: Arch) -> Result:
         self.check(arch)
-        h = arch.hash()
-        hit = self.cache.get(self.name, self._digest, h)
+        hit = self.lookup(arch)
         if hit is not None:
             return hit
         result = self.inner.evaluate(arch)
-        if not result.retryable:
-            self.cache.put(self.name, self._digest, h, result, self._config)
+        self.store(arch, result)
         return result

@@ -47,14 +47,17 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
 
 
 def synflow(model: nn.Module, input_shape: tuple[int, int, int]) -> float:
-    """SynFlow score of ``model`` (modified in place: weights become absolute, float64)."""
+    """Natural log of the SynFlow score of ``model`` (modified in place: weights become absolute,
+    float64). The raw score spans tens of orders of magnitude across a space (1e30..1e40 at
+    224px), which would swamp any other term of an objective; its log ranks the same way."""
     model.double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.abs_()
     model.zero_grad(set_to_none=True)
     model(torch.ones(1, *input_shape, dtype=torch.float64)).sum().backward()
-    return float(sum((w * w.grad).detach().abs().sum() for w in _weights(model) if w.grad is not None))
+    total = float(sum((w * w.grad).detach().abs().sum() for w in _weights(model) if w.grad is not None))
+    return math.log(total) if total > 0 else float("-inf")
 
 
 def naswot(model: nn.Module, images: torch.Tensor) -> float:
@@ -110,7 +113,7 @@ class _Proxy:
 
 
 PROXIES: dict[str, _Proxy] = {
-    "synflow": _Proxy(lambda m, batch, shape: synflow(m, shape), False, "SynFlow (Tanaka et al. 2020)"),
+    "synflow": _Proxy(lambda m, batch, shape: synflow(m, shape), False, "log SynFlow (Tanaka et al. 2020)"),
     "naswot": _Proxy(lambda m, batch, shape: naswot(m, batch[0]), True,
                      "NASWOT log-det of the activation-code kernel (Mellor et al. 2021)"),
     "grad_norm": _Proxy(lambda m, batch, shape: grad_norm(m, *batch), True, "gradient norm (Abdelfattah et al. 2021)"),

@@ -216,19 +216,22 @@ def run(args: argparse.Namespace) -> int:
     configs: list[OpConfig] = []
     sources: list[str] = []
     meta: dict[str, Any] = {}
+    # The zoo first: few ops, and the ones a search's report compares against.
+    if args.zoo:
+        archs = zoo_archs(args.resolution)
+        if not archs:
+            raise ValueError(f"no zoo entry has input resolution {args.resolution}")
+        for arch in archs.values():
+            if args.num_classes is not None:
+                arch = arch.replace(num_classes=args.num_classes)
+            configs += arch.op_configs()
+        sources.append("zoo")
     if args.space:
         configs += space_configs(args.space, args.resolution, extra=args.extra, num_classes=args.num_classes)
         sources.append(f"space:{args.space}" + ("+extra" if args.extra else ""))
         meta["space"] = args.space
         if args.num_classes is not None:
             meta["num_classes"] = args.num_classes
-    if args.zoo:
-        archs = zoo_archs(args.resolution)
-        if not archs:
-            raise ValueError(f"no zoo entry has input resolution {args.resolution}")
-        for arch in archs.values():
-            configs += arch.op_configs()
-        sources.append("zoo")
     wanted = len(unique_configs(configs))
     table = build_table(configs, args.out, settings, resolution=args.resolution, sources=sources, meta=meta,
                         interleave=args.interleave, checkpoint_seconds=args.checkpoint_seconds, limit=args.limit)

@@ -16,13 +16,14 @@ from nas.cli.output import print_json
 _HELP = {
     "space": "search space (see `nas space list`)",
     "resolution": "input size (default: the latency table's)",
-    "strategy": "random | evolution | tpe | nsga2",
-    "budget": "number of candidates to evaluate",
+    "strategy": "random | evolution | tpe | nsga2 (ask/tell) | fbnet | proxyless (differentiable, supernet)",
+    "budget": "number of candidates to evaluate (ask/tell strategies; fbnet/proxyless judge 1 + --dnas-samples)",
     "time_limit_s": "stop starting new evaluations after this many seconds",
     "seed": "seed of the strategy and evaluators",
     "out": "run directory (re-run the same command to resume)",
     "storage": "Optuna storage URL (default: sqlite:///OUT/study.db)",
     "latency_table": "latency table file or shipped name (`nas latency list`)",
+    "measure_missing": "measure ops missing from the latency table on this device instead of failing",
     "evaluator": "proxy (zero-cost, seconds) | train (short training)",
     "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",
     "data": "'synthetic' or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
@@ -48,6 +49,18 @@ _HELP = {
     "num_gpus": "GPUs per evaluation (ray executor)",
     "eval_timeout_s": "a candidate running longer fails (ray executor)",
     "max_retries": "re-submissions of an evaluation whose worker died (ray executor)",
+    "dnas_epochs": "supernet training epochs, warm-up included (fbnet, proxyless); raise it and re-run to train on",
+    "dnas_warmup_epochs": "first epochs that train the supernet weights only (fbnet, proxyless)",
+    "dnas_loss": "mult (FBNet: CE*alpha*log(LAT)^beta) | add (CE + alpha*LAT^beta); LAT in ms (fbnet, proxyless)",
+    "dnas_alpha": "weight of the latency term (FBNet: 0.2) (fbnet, proxyless)",
+    "dnas_beta": "exponent of the latency term (FBNet: 0.6) (fbnet, proxyless)",
+    "dnas_temperature": "Gumbel-softmax temperature of the first epoch (FBNet: 5.0) (fbnet, proxyless)",
+    "dnas_temperature_decay": "temperature factor per epoch (FBNet: 0.956) (fbnet, proxyless)",
+    "dnas_weight_lr": "peak SGD learning rate of the supernet weights, cosine decay (fbnet, proxyless)",
+    "dnas_arch_lr": "Adam learning rate of the architecture parameters (FBNet: 0.01) (fbnet, proxyless)",
+    "dnas_arch_split": "fraction of the training images that train the architecture parameters (fbnet, proxyless)",
+    "dnas_samples": "architectures sampled from the learned distribution besides the argmax (FBNet: 6)",
+    "dnas_device": "torch device of the supernet: cpu | cuda | cuda:N (fbnet, proxyless)",
 }
 
 
@@ -90,12 +103,19 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from nas.search.config import DNAS_STRATEGIES
     from nas.search.executors import make_executor
     from nas.search.runner import Search
 
     config = resolve_config(args)
-    search = Search.from_config(config)
-    state = search.run(make_executor(config, search.score), progress=not args.quiet)
+    if config.strategy in DNAS_STRATEGIES:  # trains a supernet in its own loop, then judges what it derives
+        from nas.search.dnas import DNASSearch
+
+        search: Any = DNASSearch.from_config(config)
+        state = search.run(progress=not args.quiet)
+    else:
+        search = Search.from_config(config)
+        state = search.run(make_executor(config, search.score.inner), progress=not args.quiet)
     report = search.write_report(compare_zoo=not args.no_zoo)
     best = search.best()
     summary = {

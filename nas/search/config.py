@@ -11,9 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-STRATEGIES = ("random", "evolution", "tpe", "nsga2")
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from nas.search.dnas.settings import DNASSettings
+
+DNAS_STRATEGIES = ("fbnet", "proxyless")
+"""Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
+instead of proposing candidates one by one."""
+STRATEGIES = ("random", "evolution", "tpe", "nsga2", *DNAS_STRATEGIES)
 EVALUATORS = ("proxy", "train")
 OBJECTIVES = ("reward", "pareto")
 EXECUTORS = ("inprocess", "ray")
@@ -32,6 +38,7 @@ class SearchConfig:
     out: str = "runs/search"
     storage: str | None = None
     latency_table: str | None = None
+    measure_missing: bool = False
     evaluator: str = "proxy"
     proxy: str = "naswot"
     data: str = "synthetic"
@@ -57,6 +64,18 @@ class SearchConfig:
     num_gpus: float = 0.0
     eval_timeout_s: float | None = None
     max_retries: int = 2
+    dnas_epochs: int = 10
+    dnas_warmup_epochs: int = 1
+    dnas_loss: str = "mult"
+    dnas_alpha: float = 0.2
+    dnas_beta: float = 0.6
+    dnas_temperature: float = 5.0
+    dnas_temperature_decay: float = 0.956
+    dnas_weight_lr: float = 0.1
+    dnas_arch_lr: float = 0.01
+    dnas_arch_split: float = 0.2
+    dnas_samples: int = 6
+    dnas_device: str = "cpu"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -85,6 +104,16 @@ class SearchConfig:
         _check_table(self.latency_table)
         if self.executor == "inprocess" and self.workers != 1:
             raise ValueError("workers > 1 needs executor 'ray'")
+        if self.strategy in DNAS_STRATEGIES:
+            self.dnas_settings()  # validates every dnas_* key
+            if self.executor != "inprocess":
+                raise ValueError(f"strategy {self.strategy!r} trains a supernet in-process; executor must be "
+                                 f"'inprocess', got {self.executor!r}")
+        else:
+            for f in fields(self):
+                if f.name.startswith("dnas_") and getattr(self, f.name) != f.default:
+                    raise ValueError(f"{f.name}: only meaningful with strategy {' or '.join(DNAS_STRATEGIES)} "
+                                     f"(strategy is {self.strategy!r})")
 
     @property
     def reward_target_ms(self) -> float | None:
@@ -103,12 +132,31 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def dnas_settings(self) -> DNASSettings:
+        """The supernet-training settings of a DNAS strategy (``ValueError`` naming the
+        ``dnas_*`` key that is out of range, or for a strategy that is not differentiable)."""
+        from nas.search.dnas.settings import DNASSettings
+
+        if self.strategy not in DNAS_STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not differentiable ({', '.join(DNAS_STRATEGIES)} are)")
+        return DNASSettings(
+            mode="soft" if self.strategy == "fbnet" else "single", epochs=self.dnas_epochs,
+            warmup_epochs=self.dnas_warmup_epochs, loss=self.dnas_loss, alpha=self.dnas_alpha, beta=self.dnas_beta,
+            temperature=self.dnas_temperature, temperature_decay=self.dnas_temperature_decay,
+            weight_lr=self.dnas_weight_lr, arch_lr=self.dnas_arch_lr, arch_split=self.dnas_arch_split,
+            samples=self.dnas_samples, device=self.dnas_device, batch_size=self.batch_size, seed=self.seed,
+            threads=self.threads, time_limit_s=self.time_limit_s,
+        )
+
     def identity(self) -> dict[str, Any]:
         """The settings that define *which* search this is: a resumed run must match them.
-        (Budget, time limit, output paths and executor settings may change between runs.)"""
-        volatile = {"budget", "time_limit_s", "out", "storage", "top_k", "executor", "ray_address", "workers",
-                    "num_cpus", "num_gpus", "eval_timeout_s", "max_retries", "threads"}
-        return {k: v for k, v in self.to_dict().items() if k not in volatile}
+        (Budget, time limit, output paths, executor settings and, for a differentiable search, the
+        number of epochs and the device may change between runs.)"""
+        volatile = {"budget", "measure_missing", "time_limit_s", "out", "storage", "top_k", "executor", "ray_address", "workers",
+                    "num_cpus", "num_gpus", "eval_timeout_s", "max_retries", "threads", "dnas_epochs", "dnas_device"}
+        dnas = self.strategy in DNAS_STRATEGIES  # other strategies ignore (and leave out) the dnas_* keys
+        return {k: v for k, v in self.to_dict().items()
+                if k not in volatile and (dnas or not k.startswith("dnas_"))}
 
     @classmethod
     def from_mapping(cls, data: Any, *, source: str = "config") -> SearchConfig:

@@ -69,7 +69,8 @@ class InProcessExecutor(Executor):
 
 
 def make_executor(config: SearchConfig, evaluator: Evaluator) -> Executor:
-    """The executor ``config.executor`` for ``evaluator``."""
+    """The executor ``config.executor`` for ``evaluator``: the uncached evaluator (the runner looks
+    results up in the cache and stores them itself). ``ValueError`` for an unreachable Ray address."""
     if config.executor == "ray":
         from nas.search.ray_executor import RayExecutor
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +178,3 @@ def _plot(path: Path, records: Sequence[Record], front: Sequence[Record], top: S
     tmp.replace(path)
     return path
 
-
-def read_candidates(run_dir: Path) -> list[dict[str, Any]]:
-    """The ``candidates.json`` of a finished run."""
-    return json.loads((run_dir / "candidates.json").read_text(encoding="utf-8"))

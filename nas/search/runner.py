@@ -3,7 +3,9 @@
 Loop: keep every executor slot busy with a candidate the strategy asks for; screen it first with
 the cheap evaluators (table latency, complexity) against the hard constraints; evaluate the
 feasible ones with the expensive evaluator (a proxy or training) on the executor; record each
-outcome in the store *before* telling the strategy. A killed run started again with the same
+outcome in the store *before* telling the strategy. The driver alone reads and writes the store
+and the result cache: a cached candidate is never submitted, and executors (a Ray cluster's
+workers included) run the uncached evaluator and only return results. A killed run started again with the same
 command replays the store into a fresh strategy and goes on: nothing evaluated is lost, and a
 candidate already evaluated is never evaluated again (its known result is reused).
 
@@ -18,12 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from search_spaces.spaces import get_space
+from typing import TYPE_CHECKING, Any
 
 import latency_tables
-from evaluators import Cached, ComplexityEvaluator, Composite, JsonCache, Result, TableLatency
+from evaluators import Cached, ComplexityEvaluator, Composite, Dataset, JsonCache, Result, TableLatency
 from evaluators.base import Evaluator
+from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json
 from nas.search.config import SearchConfig
@@ -34,6 +36,10 @@ from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
 from search_spaces.space import Point, SearchSpace
+from search_spaces.spaces import get_space
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger(__name__)
 
@@ -62,25 +68,30 @@ class RunState:
             self.infeasible += 1
 
 
-@dataclass
-class Search:
-    """A configured search; :meth:`run` executes it (resuming whatever its store holds)."""
+@dataclass(frozen=True)
+class Evaluation:
+    """How a search judges its candidates, shared by every strategy (the ask/tell runner and the
+    differentiable searches of :mod:`nas.search.dnas`): the space at the search's input size,
+    the objective, the hard constraints, the cheap screen (table latency, complexity) and the
+    cached expensive score evaluator.
 
-    config: SearchConfig
+    ``data`` is the search's dataset when :meth:`from_config` loaded it (``None`` when a score
+    evaluator was given instead).
+    """
+
     space: SearchSpace
     objective: Objective
     constraints: Constraints
     screen: Evaluator
     score: Cached
-    strategy: Strategy
-    store: RunStore
+    table: LatencyTable
     resolution: int
     num_classes: int
-    state: RunState = field(default_factory=RunState)
+    data: Dataset | None = None
 
-    # -------------------------------------------------------------------------------- setup
     @classmethod
-    def from_config(cls, config: SearchConfig, *, score: Evaluator | None = None, num_classes: int = 10) -> Search:
+    def from_config(cls, config: SearchConfig, *, score: Evaluator | None = None,
+                    num_classes: int = 10) -> Evaluation:
         """Build every part from ``config``. ``score`` replaces the configured expensive
         evaluator (its architectures then have ``num_classes`` outputs)."""
         from evaluators.factory import load_search_data, make_score_evaluator
@@ -89,6 +100,7 @@ class Search:
         run_dir.mkdir(parents=True, exist_ok=True)
         table = latency_tables.load(config.latency_table)  # type: ignore[arg-type]  (validated by SearchConfig)
         resolution = config.resolution or table.resolution
+        data = None
         if score is None:
             data = load_search_data(config, resolution)
             score = make_score_evaluator(config, data)
@@ -103,16 +115,99 @@ class Search:
         )
         constraints = Constraints(config.max_latency_ms, config.max_params, config.max_macs)
         cache = JsonCache(run_dir / "cache")
-        screen = Composite([TableLatency(table), ComplexityEvaluator(ptflops=False)], cache=cache)
+        screen = Composite([TableLatency(table, measure_missing=config.measure_missing), ComplexityEvaluator(ptflops=False)], cache=cache)
         if objective.metric not in {m.name for m in score.metrics}:
             raise ValueError(f"the objective needs metric {objective.metric!r}, which the evaluator "
                              f"{score.name!r} does not produce ({', '.join(m.name for m in score.metrics)})")
-        strategy = make_strategy(config, space, objective.n_values)
-        store = RunStore(config.storage_url, "litenas-search", space, objective.directions,
+        return cls(space, objective, constraints, screen, Cached(score, cache), table, resolution, num_classes, data)
+
+    def screen_arch(self, arch: Arch) -> tuple[dict[str, float], str | None, bool]:
+        """Cheap metrics of ``arch``, a failure reason, and whether it broke a constraint."""
+        result = self.screen.evaluate(arch)
+        if not result.ok:
+            return dict(result.metrics), result.reason, False
+        violations = self.constraints.violations(result.metrics)
+        return dict(result.metrics), ("; ".join(violations) or None), bool(violations)
+
+    def outcome(self, metrics: dict[str, float], result: Result) -> tuple[tuple[float, ...] | None, str | None]:
+        """Objective values (report directions) and failure reason of a finished evaluation."""
+        if not result.ok:
+            return None, result.reason
+        try:
+            return self.objective.report_values(metrics), None
+        except ValueError as exc:  # e.g. a reward of a non-positive metric
+            return None, str(exc)
+
+    def judge(self, number: int, point: Point, arch: Arch) -> Record:
+        """Screen ``arch``, then score it unless the screen failed or a constraint rejects it (the
+        runner's rules, in-process and in order)."""
+        metrics, reason, infeasible = self.screen_arch(arch)
+        if reason is not None:
+            return Record(number, point, arch, "infeasible" if infeasible else "failed", metrics, None, reason)
+        result = self.score.evaluate(arch)
+        metrics = {**metrics, **result.metrics}
+        values, reason = self.outcome(metrics, result)
+        return Record(number, point, arch, "complete" if values is not None else "failed", metrics, values, reason)
+
+    def write_report(self, config: SearchConfig, records: list[Record], *, compare_zoo: bool = True) -> Path:
+        """Write the run's outputs (:mod:`nas.search.report`), placing the zoo entries at the
+        search's input size on the same axes; return the path of ``report.md``."""
+        fixed = []
+        if compare_zoo:
+            points = fixed_points_for(self.resolution, self.num_classes)
+            fixed = score_fixed_points(points, [self.screen, self.score])
+        title = f"litenas search: {config.space} / {config.strategy} / {config.evaluator}"
+        return write_report(config.run_dir, records, self.objective, fixed,
+                            top_k=config.top_k, title=title, config=config.to_dict())
+
+    def best(self, records: list[Record]) -> Record | None:
+        """The best complete candidate of ``records`` by the objective's first value."""
+        done = [r for r in records if r.state == "complete"]
+        return max(done, key=lambda r: self.objective.best_key(r.metrics), default=None)
+
+
+@dataclass
+class Search:
+    """A configured search; :meth:`run` executes it (resuming whatever its store holds)."""
+
+    config: SearchConfig
+    evaluation: Evaluation
+    strategy: Strategy
+    store: RunStore
+    state: RunState = field(default_factory=RunState)
+
+    # -------------------------------------------------------------------------------- setup
+    @classmethod
+    def from_config(cls, config: SearchConfig, *, score: Evaluator | None = None, num_classes: int = 10) -> Search:
+        """Build every part from ``config``. ``score`` replaces the configured expensive
+        evaluator (its architectures then have ``num_classes`` outputs)."""
+        evaluation = Evaluation.from_config(config, score=score, num_classes=num_classes)
+        objective = evaluation.objective
+        strategy = make_strategy(config, evaluation.space, objective.n_values)
+        store = RunStore(config.storage_url, "litenas-search", evaluation.space, objective.directions,
                          {"config": config.identity(), "objective": objective.names})
-        atomic_write_json(run_dir / "config.json", config.to_dict())
-        return cls(config, space, objective, constraints, screen, Cached(score, cache), strategy, store,
-                   resolution, num_classes)
+        atomic_write_json(config.run_dir / "config.json", config.to_dict())
+        return cls(config, evaluation, strategy, store)
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.evaluation.space
+
+    @property
+    def objective(self) -> Objective:
+        return self.evaluation.objective
+
+    @property
+    def score(self) -> Cached:
+        return self.evaluation.score
+
+    @property
+    def resolution(self) -> int:
+        return self.evaluation.resolution
+
+    @property
+    def num_classes(self) -> int:
+        return self.evaluation.num_classes
 
     # ------------------------------------------------------------------------------- helpers
     def _replay(self) -> list[Arch]:
@@ -128,30 +223,14 @@ class Search:
             return None
         return self.objective.strategy_values(record.metrics)
 
-    def _screen(self, arch: Arch) -> tuple[dict[str, float], str | None, bool]:
-        """Cheap metrics of ``arch``, a failure reason, and whether it broke a constraint."""
-        result = self.screen.evaluate(arch)
-        if not result.ok:
-            return dict(result.metrics), result.reason, False
-        violations = self.constraints.violations(result.metrics)
-        return dict(result.metrics), ("; ".join(violations) or None), bool(violations)
-
-    def _outcome(self, metrics: dict[str, float], result: Result) -> tuple[tuple[float, ...] | None, str | None]:
-        """Objective values (report directions) and failure reason of a finished evaluation."""
-        if not result.ok:
-            return None, result.reason
-        try:
-            return self.objective.report_values(metrics), None
-        except ValueError as exc:  # e.g. a reward of a non-positive metric
-            return None, str(exc)
-
     # ----------------------------------------------------------------------------------- run
     def run(self, executor: Executor | None = None, *, progress: bool = True,
             on_record: Callable[[Record], None] | None = None) -> RunState:
         """Run until the budget of evaluated candidates (or the time limit) is reached."""
         from tqdm import tqdm
 
-        executor = executor or InProcessExecutor(self.score)
+        # Executors run the uncached evaluator; the driver alone reads and writes the cache.
+        executor = executor or InProcessExecutor(self.score.inner)
         redo = self._replay()
         budget = self.config.budget
         deadline = None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s
@@ -180,7 +259,7 @@ class Search:
                         self.strategy.tell(point, None if known is None else self._strategy_values(known))
                         idle += 1
                     else:
-                        metrics, reason, infeasible = self._screen(arch)
+                        metrics, reason, infeasible = self.evaluation.screen_arch(arch)
                         trial = self.store.start(point, arch)
                         if reason is not None:
                             self.store.finish(trial, metrics, None, reason, infeasible=infeasible)
@@ -193,9 +272,13 @@ class Search:
                                 bar.update(1)
                         else:
                             idle = 0
-                            pending[ticket] = (point, arch, trial, metrics)
-                            executor.submit(ticket, arch)
-                            ticket += 1
+                            hit = self.score.lookup(arch)
+                            if hit is not None:  # scored before (by an earlier run): never submitted
+                                self._scored(point, arch, trial, metrics, hit, on_record, bar)
+                            else:
+                                pending[ticket] = (point, arch, trial, metrics)
+                                executor.submit(ticket, arch)
+                                ticket += 1
                     if idle >= _MAX_IDLE_PROPOSALS:
                         logger.warning("stopping: %d proposals in a row were duplicates or infeasible", idle)
                         break
@@ -203,21 +286,27 @@ class Search:
                     break
                 for done_ticket, result in executor.wait():
                     point, arch, trial, metrics = pending.pop(done_ticket)
-                    metrics = {**metrics, **result.metrics}
-                    values, reason = self._outcome(metrics, result)
-                    self.store.finish(trial, metrics, values, reason)
-                    state = "complete" if values is not None else "failed"
-                    record = Record(trial.number, point, arch, state, metrics, values, reason)
-                    self._finish(record, on_record)
-                    self.strategy.tell(point, self._strategy_values(record))
-                    bar.update(1)
-                    self._update_bar(bar)
+                    self.score.store(arch, result)
+                    self._scored(point, arch, trial, metrics, result, on_record, bar)
                 if idle >= _MAX_IDLE_PROPOSALS:
                     break
         finally:
             bar.close()
             executor.close()
         return self.state
+
+    def _scored(self, point: Point, arch: Arch, trial: optuna.trial.Trial, metrics: dict[str, float], result: Result,
+                on_record: Callable[[Record], None] | None, bar: Any) -> None:
+        """Record the score ``result`` of a screened candidate (store, state, strategy, progress)."""
+        metrics = {**metrics, **result.metrics}
+        values, reason = self.evaluation.outcome(metrics, result)
+        self.store.finish(trial, metrics, values, reason)
+        record = Record(trial.number, point, arch, "complete" if values is not None else "failed", metrics, values,
+                        reason)
+        self._finish(record, on_record)
+        self.strategy.tell(point, self._strategy_values(record))
+        bar.update(1)
+        self._update_bar(bar)
 
     def _finish(self, record: Record, on_record: Callable[[Record], None] | None) -> None:
         self.state.add(record)
@@ -230,18 +319,9 @@ class Search:
             bar.set_postfix_str(f"best {self.objective.names[0]}={self.objective.best_key(best.metrics):.4g}", refresh=False)
 
     def write_report(self, *, compare_zoo: bool = True) -> Path:
-        """Write the run's outputs (:mod:`nas.search.report`), placing the zoo entries at the
-        search's input size on the same axes; return the path of ``report.md``."""
-        fixed = []
-        if compare_zoo:
-            points = fixed_points_for(self.resolution, self.num_classes)
-            fixed = score_fixed_points(points, [self.screen, self.score])
-        title = f"litenas search: {self.config.space} / {self.config.strategy} / {self.config.evaluator}"
-        return write_report(self.config.run_dir, self.state.records, self.objective, fixed,
-                            top_k=self.config.top_k, title=title, config=self.config.to_dict())
+        """Write the run's outputs (see :meth:`Evaluation.write_report`); return ``report.md``."""
+        return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo)
 
     def best(self) -> Record | None:
         """The best complete candidate by the objective's first value."""
-        done = [r for r in self.state.records if r.state == "complete"]
-        return max(done, key=lambda r: self.objective.best_key(r.metrics), default=None)
-
+        return self.evaluation.best(self.state.records)

@@ -75,7 +75,7 @@ class MixedConv2d(nn.Module):
         self.splits = split_channels(channels, len(kernels))
         self.convs = nn.ModuleList(
             nn.Conv2d(c, c, k, stride, max(k // 2 - pad_reduce, 0), groups=c, bias=False)
-            for c, k in zip(self.splits, kernels)
+            for c, k in zip(self.splits, kernels, strict=True)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ from search_spaces.ops.common import (
     stride_field,
 )
 from search_spaces.ops.layers import ChannelShuffle, ConvBnAct, kernel_tuple, make_divisible
-from search_spaces.registry import Field, OpContext, OpSpec, register
+from search_spaces.registry import Field, OpSpec, register
 
 
 def mid_channels(in_chs: int, exp_ratio: float) -> int:

@@ -1,0 +1,109 @@
+"""``nas search --strategy fbnet|proxyless``: train a supernet, derive architectures, and judge them
+like every other search.
+
+The run directory gets the same outputs as an ask/tell search (``config.json``, ``cache/``,
+``candidates.json``, ``pareto.json``, ``fixed_points.json``, ``top/``, ``report.md``,
+``pareto.png``; :mod:`nas.search.report`), plus ``dnas.ckpt`` (the supernet checkpoint a re-run
+resumes from) and ``dnas.json`` (the training history, the learned distribution per layer and the
+derived architectures). Every derived architecture is a point of the space; each is screened
+(table latency, complexity, hard constraints) and scored by the run's evaluators, exactly as the
+runner does (:meth:`nas.search.runner.Evaluation.judge`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evaluators.base import Evaluator
+from evaluators.datasets import Dataset
+from nas.io import atomic_write_json
+from nas.search.config import SearchConfig
+from nas.search.dnas.derive import Derived, derive
+from nas.search.dnas.layerwise import LayerwiseView, layerwise_view
+from nas.search.dnas.settings import DNASSettings
+from nas.search.dnas.supernet import LatencyModel, Supernet
+from nas.search.dnas.train import DNASTrainer, TrainResult
+from nas.search.runner import Evaluation, RunState
+from nas.search.store import Record
+
+__all__ = ["DNASSearch"]
+
+CHECKPOINT = "dnas.ckpt"
+SUMMARY = "dnas.json"
+
+
+@dataclass
+class DNASSearch:
+    """A configured differentiable search; :meth:`run` trains (or resumes), derives and judges.
+
+    Its interface matches :class:`nas.search.runner.Search` (``run``, ``write_report``, ``best``,
+    ``state``), so ``nas search`` treats both alike.
+    """
+
+    config: SearchConfig
+    settings: DNASSettings
+    evaluation: Evaluation
+    view: LayerwiseView
+    data: Dataset
+    state: RunState = field(default_factory=RunState)
+    derived: list[Derived] = field(default_factory=list)
+    training: TrainResult | None = None
+
+    @classmethod
+    def from_config(cls, config: SearchConfig, *, score: Evaluator | None = None, data: Dataset | None = None,
+                    ) -> DNASSearch:
+        """Build every part from ``config``; ``score`` (with the ``data`` the supernet trains on,
+        which it then requires) replaces the configured expensive evaluator."""
+        settings = config.dnas_settings()
+        if (score is None) != (data is None):
+            raise ValueError("give both score and data (the supernet's training data), or neither")
+        evaluation = Evaluation.from_config(config, score=score,
+                                            num_classes=10 if data is None else data.num_classes)
+        data = data if data is not None else evaluation.data
+        assert data is not None  # Evaluation.from_config loads it when no score is given
+        view = layerwise_view(evaluation.space)
+        atomic_write_json(config.run_dir / "config.json", config.to_dict())
+        return cls(config, settings, evaluation, view, data)
+
+    def run(self, *, progress: bool = True) -> RunState:
+        """Train the supernet for the configured epochs (resuming ``dnas.ckpt``), derive the
+        argmax and ``dnas_samples`` sampled architectures, and judge them."""
+        s = self.settings
+        latency = LatencyModel.from_table(self.view, self.evaluation.table)
+        with torch.random.fork_rng():
+            torch.manual_seed(s.seed)
+            supernet = Supernet(self.view)
+        trainer = DNASTrainer(supernet, latency, self.data, s, checkpoint=self.config.run_dir / CHECKPOINT,
+                              identity=self.config.identity())
+        self.training = trainer.fit(progress=progress)
+        probs = supernet.probabilities()
+        self.derived = derive(self.view, probs, latency, samples=s.samples, seed=s.seed)
+        self.state = RunState()
+        for i, d in enumerate(self.derived):
+            self.state.add(self.evaluation.judge(i, d.point, d.arch))
+        atomic_write_json(self.config.run_dir / SUMMARY, self._summary(probs))
+        return self.state
+
+    def _summary(self, probs: list[torch.Tensor]) -> dict[str, Any]:
+        assert self.training is not None
+        return {
+            "strategy": self.config.strategy, "mode": self.settings.mode, "coverage": self.view.coverage,
+            "epochs_done": len(self.training.history), "complete": self.training.complete,
+            "history": list(self.training.history),
+            "distribution": [{"choice": layer.choice, "probabilities": {
+                label: round(float(v), 6) for label, v in zip(layer.labels, p.tolist(), strict=True)}}
+                for layer, p in zip(self.view.layers, probs, strict=True)],
+            "derived": [d.to_dict(self.view) for d in self.derived],
+        }
+
+    def write_report(self, *, compare_zoo: bool = True) -> Path:
+        """Write the run's outputs (:meth:`nas.search.runner.Evaluation.write_report`)."""
+        return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo)
+
+    def best(self) -> Record | None:
+        """The best complete derived architecture by the objective's first value."""
+        return self.evaluation.best(self.state.records)
