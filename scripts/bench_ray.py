@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -118,6 +119,8 @@ def main() -> None:
         "ray, 2 workers": lambda ev: RayExecutor(ev, workers=2),
     }
     results: dict[str, list[float]] = {name: [] for name in runs}
+    # A throwaway instance of this process: no token authentication, hence no ~/.ray/auth_token.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         throughput(runs["ray, 2 workers"](evaluator), archs[:4])  # warm-up: start both worker processes

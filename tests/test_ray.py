@@ -87,8 +87,9 @@ def ray_address() -> Iterator[str]:
     temp = Path(tempfile.mkdtemp(prefix="lnray-"))  # short: Ray's socket paths must fit in 107 bytes
     port = _free_port()
     log = temp / "ray-start.log"
+    # Loopback only, so no token authentication (Ray turns it on when ~/.ray/auth_token exists).
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled")
     cmd = [shutil.which("ray") or "ray", "start", "--head", "--block", f"--port={port}",
            "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
            f"--temp-dir={temp}"]
@@ -103,6 +104,7 @@ def ray_address() -> Iterator[str]:
                 pytest.fail(f"`ray start` did not come up:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.2)
         patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # the driver's side: 127.0.0.1 stays itself
+        patch.setenv("RAY_AUTH_MODE", "disabled")
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this module
         registered = True
         yield f"127.0.0.1:{port}"

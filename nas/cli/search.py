@@ -67,8 +67,7 @@ _HELP = {
 def register(sub: argparse._SubParsersAction) -> None:
     from nas.search.config import SearchConfig
 
-    p = sub.add_parser("search", help="run a search; emits new candidates and a report", description=__doc__,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser("search", help="run a search; emits new candidates and a report", description=__doc__)
     p.add_argument("--config", help="YAML file with any of the keys below")
     for f in dataclasses.fields(SearchConfig):
         flag = "--" + f.name.replace("_", "-")

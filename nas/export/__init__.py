@@ -106,6 +106,8 @@ def _model_with_weights(
             raise ValueError(f"the model's classifier was reset to {source.num_classes} classes but its "
                              f"description has {source.arch.num_classes}; export the description with "
                              "that many classes and the model's state dict as weights")
+        if any(t.device.type != "cpu" for t in source.state_dict().values()):
+            raise ValueError("export works on the CPU: pass model.cpu()")
         return source, "model"
     if not isinstance(source, Arch):
         raise ValueError(f"export expects an Arch or a LiteNet, got {type(source).__name__}")

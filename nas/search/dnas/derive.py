@@ -1,6 +1,6 @@
 """Architectures from a trained supernet: the most likely one and samples of ``P_theta``.
 
-FBNet (Wu et al., CVPR 2019, Sec. 3.3) samples several architectures from the learned
+FBNet (Wu et al., CVPR 2019) samples several architectures from the learned
 distribution ``P_theta`` (six in the paper) and trains them from scratch; the argmax of every
 layer's ``theta`` is the most likely architecture. Here the argmax comes first, then up to
 ``samples`` more, each layer drawn independently from ``softmax(theta_l)`` with a seeded

@@ -1,7 +1,7 @@
 """The layer-wise part of a search space that a supernet can hold: a fixed stem and head, and a
 chain of searched layers, each an independent categorical choice whose candidates all take the
 same input shape and give the same output shape (FBNet's formulation, Wu et al., CVPR 2019,
-Sec. 3.1: ``a = {a_l}``, one candidate block per layer).
+``a = {a_l}``, one candidate block per layer).
 
 :func:`layerwise_view` makes one for a space:
 

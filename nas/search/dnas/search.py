@@ -73,7 +73,7 @@ class DNASSearch:
         """Train the supernet for the configured epochs (resuming ``dnas.ckpt``), derive the
         argmax and ``dnas_samples`` sampled architectures, and judge them."""
         s = self.settings
-        latency = LatencyModel.from_table(self.view, self.evaluation.table)
+        latency = LatencyModel.from_table(self.view, self.evaluation.table, measure_missing=self.config.measure_missing)
         with torch.random.fork_rng():
             torch.manual_seed(s.seed)
             supernet = Supernet(self.view)

@@ -4,7 +4,7 @@
 Defaults follow the papers: Gumbel-softmax temperature 5.0 decayed by 0.956 per epoch, loss
 ``CE * alpha * log(LAT) ** beta`` with ``alpha = 0.2``, ``beta = 0.6``, Adam at 0.01 for the
 architecture parameters on 20% of the training data, and 6 architectures sampled from the learned
-distribution besides the argmax (Wu et al., "FBNet", CVPR 2019, Sec. 3.3 and 4.1).
+distribution besides the argmax (Wu et al., "FBNet", CVPR 2019).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ and a vector of architecture parameters ``theta_l`` (one logit per candidate, ze
 a uniform distribution). Two ways to run it:
 
 - ``soft`` (FBNet, Wu et al., "FBNet: Hardware-Aware Efficient ConvNet Design via Differentiable
-  Neural Architecture Search", CVPR 2019, Eq. 5-7): the layer's output is
+  Neural Architecture Search", CVPR 2019): the layer's output is
   ``sum_i m_i * b_i(x)`` with Gumbel-softmax weights ``m = softmax((theta + g) / tau)``
   (Jang et al., "Categorical Reparameterization with Gumbel-Softmax", ICLR 2017), so every
   candidate runs and the activations of all of them are held for the backward pass.
@@ -22,7 +22,7 @@ a uniform distribution). Two ways to run it:
 
 :class:`LatencyModel` holds, per layer, the latency-table cost of every candidate at the layer's
 input shape (key :meth:`~search_spaces.registry.OpConfig.key`) and the constant of the stem and
-head, so the expected latency ``sum_l sum_i w_{l,i} * LAT(b_{l,i}) + const`` (FBNet Eq. 4) is a
+head, so the expected latency ``sum_l sum_i w_{l,i} * LAT(b_{l,i}) + const`` (as FBNet's) is a
 differentiable function of the per-layer weights ``w``. A table's calibration (see
 :mod:`latency_tables.predict`) is linear in the sum of op medians, the op count and the weight
 count, so it is applied exactly: each candidate costs ``coef_sum * median + coef_mparams *
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latency_tables.predict import op_params
+from latency_tables.predict import LatencyPredictor, op_params
 from latency_tables.table import LatencyTable, MissingKeyError
 from nas.builder import _init_weights
 from nas.search.dnas.layerwise import LayerwiseView
@@ -171,9 +171,15 @@ class LatencyModel(nn.Module):
         return [getattr(self, f"cost{i}") for i in range(self.n_layers)]
 
     @classmethod
-    def from_table(cls, view: LayerwiseView, table: LatencyTable) -> LatencyModel:
+    def from_table(cls, view: LayerwiseView, table: LatencyTable, *, measure_missing: bool = False) -> LatencyModel:
         """Costs of every candidate of ``view`` from ``table``; a missing entry raises
-        :class:`~latency_tables.table.MissingKeyError` naming its key."""
+        :class:`~latency_tables.table.MissingKeyError` naming its key, unless ``measure_missing``:
+        then every missing op is measured here with the table's settings and added to the table
+        (in memory), as :class:`~latency_tables.predict.LatencyPredictor` does."""
+        if measure_missing:
+            predictor = LatencyPredictor(table, measure_missing=True)
+            for k in range(max(len(layer) for layer in view.layers)):  # every candidate is in one of these
+                predictor.op_latencies(view.arch([k % len(layer) for layer in view.layers]))
         cal = table.calibration
         coef = dict(cal.coef) if cal is not None else {"sum": 1.0}
         per_ms, per_mparam = coef.get("sum", 0.0), coef.get("mparams", 0.0)

@@ -17,9 +17,9 @@ alternating minimisation at a coarser grain. The Gumbel-softmax temperature of e
 ``temperature * temperature_decay ** e`` (FBNet: 5.0 and 0.956).
 
 Latency in the loss, in both modes: the expectation under ``P_theta = softmax(theta)``,
-``LAT = sum_l sum_i p_{l,i} * LAT(b_{l,i})`` (ProxylessNAS Eq. 4, ``E[latency] = sum_j p_j F(o_j)``).
+``LAT = sum_l sum_i p_{l,i} * LAT(b_{l,i})`` (ProxylessNAS: ``E[latency] = sum_j p_j F(o_j)``).
 It is the exact expected table latency of the architecture the Gumbel-max draw samples, and its
-gradient is free of sampling noise. FBNet's Eq. 4 weighs the latencies with the relaxed sample
+gradient is free of sampling noise. FBNet's latency term weighs the latencies with the relaxed sample
 ``m_{l,i}`` instead, a one-sample estimate of a similar quantity whose noise, with the CE's, slows
 short searches down.
 
