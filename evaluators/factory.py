@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 SYNTHETIC_CLASSES = 10
 
 
-def load_search_data(config: SearchConfig, resolution: int) -> Dataset:
-    """The search's dataset: ``synthetic`` (for smoke runs and tests) or a dataset path
-    (image folders, a ``.tar.gz`` of them, CIFAR pickles, Fashion-MNIST), cut to
-    ``train_per_class``/``test_per_class`` images per class."""
+def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
+    """The search's dataset: ``none`` (data-free proxies such as SynFlow), ``synthetic`` (for
+    smoke runs and tests) or a dataset path (image folders, a ``.tar.gz`` of them, CIFAR pickles,
+    Fashion-MNIST), cut to ``train_per_class``/``test_per_class`` images per class."""
+    if config.data == "none":
+        return None
     if config.data == "synthetic":
         return synthetic(num_classes=SYNTHETIC_CLASSES, train_per_class=64, test_per_class=16,
                          resolution=resolution, seed=config.seed)
@@ -29,11 +31,13 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset:
     return data
 
 
-def make_score_evaluator(config: SearchConfig, data: Dataset) -> Evaluator:
+def make_score_evaluator(config: SearchConfig, data: Dataset | None) -> Evaluator:
     """``proxy``: the configured zero-cost proxy on one minibatch; ``train``: short training."""
     if config.evaluator == "proxy":
         return ZeroCostProxies(data, proxies=[config.proxy], batch_size=config.batch_size, seed=config.seed,
                                threads=config.threads)
+    if data is None:
+        raise ValueError("data: the train evaluator needs a dataset (a path or 'synthetic'), not 'none'")
     train = TrainConfig(epochs=config.train_epochs, batch_size=config.batch_size, seed=config.seed,
                         threads=config.threads)
     return TrainedAccuracy(data, train, progress=False)

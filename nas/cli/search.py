@@ -26,7 +26,7 @@ _HELP = {
     "measure_missing": "measure ops missing from the latency table on this device instead of failing",
     "evaluator": "proxy (zero-cost, seconds) | train (short training)",
     "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",
-    "data": "'synthetic' or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
+    "data": "'none' (data-free proxies: synflow), 'synthetic', or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
     "train_epochs": "epochs per candidate with --evaluator train",
     "train_per_class": "training images per class taken from the dataset",
     "test_per_class": "held-out images per class",

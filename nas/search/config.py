@@ -104,6 +104,10 @@ class SearchConfig:
         _check_table(self.latency_table)
         if self.executor == "inprocess" and self.workers != 1:
             raise ValueError("workers > 1 needs executor 'ray'")
+        if self.data == "none" and (self.evaluator != "proxy" or self.proxy != "synflow"
+                                    or self.strategy in DNAS_STRATEGIES):
+            raise ValueError("data: 'none' works only with the data-free proxy (evaluator proxy, proxy synflow) "
+                             "and an ask/tell strategy")
         if self.strategy in DNAS_STRATEGIES:
             self.dnas_settings()  # validates every dnas_* key
             if self.executor != "inprocess":

@@ -108,8 +108,7 @@ class RayExecutor(Executor):
         self.slots = workers
         self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.retries = 0
-        """Evaluations submitted again because their worker or node died (over the executor's life)."""
+        self.retries = 0  # evaluations submitted again because their worker or node died
         self._owns_connection = _connect(address, math.ceil(workers * num_cpus) or 1)
         self._evaluator_ref = ray.put(self.evaluator)
         self._remote = ray.remote(_evaluate).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0,

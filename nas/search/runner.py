@@ -104,7 +104,8 @@ class Evaluation:
         if score is None:
             data = load_search_data(config, resolution)
             score = make_score_evaluator(config, data)
-            num_classes = data.num_classes
+            # Data-free proxies: the classifier of the table's networks (ImageNet's by default).
+            num_classes = data.num_classes if data is not None else int(table.meta.get("num_classes") or 1000)
         space = get_space(config.space, resolution=resolution, num_classes=num_classes)
         objective = Objective(
             kind=config.objective,
