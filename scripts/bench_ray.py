@@ -10,8 +10,11 @@ left out: it runs while the workers compute and bounds a search only when it tak
 as an evaluation.
 
 One local Ray instance (2 CPUs) serves every Ray run; a warm-up first starts its worker
-processes. The figure of each configuration is the median over ``--repeats`` runs (interleaved,
-the machine being shared); ``speedup`` is 2 workers over 1. Prints a table and a JSON line::
+processes. The figures of each configuration are medians over ``--repeats`` runs (interleaved,
+the machine being shared); ``speedup`` is 2 workers over 1. Beside evaluations per second the
+table gives the mean time of one evaluation and the slot occupancy (see :class:`Measurement`):
+together they tell the executor's overhead apart from cores taken by other processes, which bound
+the speedup on a shared machine (the load average is printed too). Prints a table and a JSON line::
 
     python scripts/bench_ray.py            # about a minute on 2 idle cores
 """
@@ -26,6 +29,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -84,22 +88,36 @@ def distinct_archs(n: int, seed: int = 0) -> list[Arch]:
     return list(archs.values())
 
 
-def throughput(executor: Executor, archs: list[Arch]) -> float:
-    """Evaluations per second of ``executor`` over ``archs``, every slot kept busy (then closed)."""
+@dataclass(frozen=True)
+class Measurement:
+    """One run: evaluations per second, the mean wall time of one evaluation inside its worker,
+    and the slot occupancy (evaluation time / (wall time x slots): 1.0 means no slot ever waited
+    on the executor or the driver; a lower speedup at full occupancy means slower evaluations,
+    i.e. cores shared with other processes)."""
+
+    evals_per_s: float
+    eval_s: float
+    occupancy: float
+
+
+def measure(executor: Executor, archs: list[Arch]) -> Measurement:
+    """Run ``archs`` through ``executor``, every slot kept busy (then close it)."""
     queue = list(archs)
-    done = 0
+    seconds: list[float] = []
+    slots = executor.slots
     start = time.perf_counter()
     try:
-        while done < len(archs):
-            while queue and executor.in_flight < executor.slots:
+        while len(seconds) < len(archs):
+            while queue and executor.in_flight < slots:
                 executor.submit(len(archs) - len(queue), queue.pop())
             for _, result in executor.wait():
                 if not result.ok:
                     raise RuntimeError(f"an evaluation failed: {result.reason}")
-                done += 1
+                seconds.append(result.info["seconds"])
     finally:
         executor.close()
-    return len(archs) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return Measurement(len(archs) / wall, statistics.mean(seconds), sum(seconds) / (wall * slots))
 
 
 def main() -> None:
@@ -118,28 +136,35 @@ def main() -> None:
         "ray, 1 worker": lambda ev: RayExecutor(ev, workers=1),
         "ray, 2 workers": lambda ev: RayExecutor(ev, workers=2),
     }
-    results: dict[str, list[float]] = {name: [] for name in runs}
+    results: dict[str, list[Measurement]] = {name: [] for name in runs}
     # A throwaway instance of this process: no token authentication, hence no ~/.ray/auth_token.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    load_before = os.getloadavg()[0]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        throughput(runs["ray, 2 workers"](evaluator), archs[:4])  # warm-up: start both worker processes
+        measure(runs["ray, 2 workers"](evaluator), archs[:4])  # warm-up: start both worker processes
         for _ in range(args.repeats):
             for name, make in runs.items():
-                results[name].append(throughput(make(evaluator), archs))
+                results[name].append(measure(make(evaluator), archs))
     finally:
         ray.shutdown()
-    median = {name: statistics.median(values) for name, values in results.items()}
-    speedup = median["ray, 2 workers"] / median["ray, 1 worker"]
-    print(f"{'executor':<16} {'evals/s (median)':>17}  runs")
-    for name, values in results.items():
-        print(f"{name:<16} {median[name]:>17.3f}  {', '.join(f'{v:.3f}' for v in values)}")
-    print(f"speedup, 2 workers over 1: {speedup:.2f}x")
+    load_after = os.getloadavg()[0]
+    median = {name: {field: statistics.median(getattr(m, field) for m in ms) for field in Measurement.__annotations__}
+              for name, ms in results.items()}
+    speedup = median["ray, 2 workers"]["evals_per_s"] / median["ray, 1 worker"]["evals_per_s"]
+    print(f"{'executor':<16} {'evals/s':>8} {'s/eval':>7} {'occupancy':>9}  evals/s of each run")
+    for name, ms in results.items():
+        m = median[name]
+        print(f"{name:<16} {m['evals_per_s']:>8.3f} {m['eval_s']:>7.3f} {m['occupancy']:>9.2f}  "
+              + ", ".join(f"{x.evals_per_s:.3f}" for x in ms))
+    print(f"speedup, 2 workers over 1: {speedup:.2f}x (1-min load average {load_before:.1f} before, "
+          f"{load_after:.1f} after, on {os.cpu_count()} cores)")
     print(json.dumps({"benchmark": "ray_executor_throughput", "budget": args.budget, "repeats": args.repeats,
                       "seconds_per_eval": args.seconds, "rounds": evaluator.rounds,
-                      "evals_per_s": {k: round(v, 4) for k, v in median.items()},
-                      "runs": {k: [round(v, 4) for v in vs] for k, vs in results.items()},
-                      "speedup_2_over_1": round(speedup, 3)}))
+                      "median": {k: {f: round(v, 4) for f, v in m.items()} for k, m in median.items()},
+                      "runs_evals_per_s": {k: [round(m.evals_per_s, 4) for m in ms] for k, ms in results.items()},
+                      "speedup_2_over_1": round(speedup, 3),
+                      "load_avg_1min": [round(load_before, 2), round(load_after, 2)], "cpu_count": os.cpu_count()}))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nas.arch import Block
+from nas.arch import Arch, Block
 from nas.arch_string import token_to_blocks
 from search_spaces.ops.layers import make_divisible
 
@@ -126,3 +126,20 @@ def check_width(width: float) -> None:
     """Reject a non-positive width multiplier up front."""
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
         raise ValueError(f"width multiplier must be > 0, got {width!r}")
+
+
+def assemble(
+    blocks: list[Block],
+    *,
+    stem: Block,
+    head: Block,
+    resolution: int,
+    num_classes: int,
+    strides: Sequence[int] | None,
+    downsample: str | Sequence[str],
+    tail: Sequence[Block] = (),
+) -> Arch:
+    """A family layout as an :class:`Arch`: ``strides`` and ``downsample`` applied to the
+    stride-2 ``blocks``, then ``tail`` blocks (a final 1x1 conv), between ``stem`` and ``head``."""
+    body = apply_downsample(set_strides(blocks, strides), downsample) + list(tail)
+    return Arch(resolution=resolution, num_classes=num_classes, stem=stem, blocks=tuple(body), head=head)

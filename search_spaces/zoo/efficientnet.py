@@ -17,12 +17,11 @@ from functools import partial
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
 from search_spaces.zoo._stages import (
-    apply_downsample,
+    assemble,
     check_width,
     expand_stages,
     make_stem,
     round_channels,
-    set_strides,
 )
 
 PAPER = "Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks, ICML 2019"
@@ -69,14 +68,9 @@ def efficientnet(
     check_width(width)
     ch = partial(round_channels, width=width)
     blocks = expand_stages(_B0, ch, depth=depth, act="swish")
-    blocks = apply_downsample(set_strides(blocks, strides), downsample)
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=make_stem(stem, ch(32), stem_stride, "swish"),
-        blocks=tuple(blocks),
-        head=Block.make("hc", out_chs=ch(1280), act="swish", dropout=dropout),
-    )
+    return assemble(blocks, stem=make_stem(stem, ch(32), stem_stride, "swish"),
+                    head=Block.make("hc", out_chs=ch(1280), act="swish", dropout=dropout),
+                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
 
 
 ENTRIES = (

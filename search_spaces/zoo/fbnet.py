@@ -18,12 +18,11 @@ from functools import partial
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
 from search_spaces.zoo._stages import (
-    apply_downsample,
+    assemble,
     check_width,
     expand_stages,
     make_stem,
     round_channels,
-    set_strides,
 )
 
 PAPER = ("Wu et al., FBNet: Hardware-Aware Efficient ConvNet Design via Differentiable Neural "
@@ -72,14 +71,9 @@ def fbnet(
     check_width(width)
     ch = partial(round_channels, width=width)
     blocks = expand_stages(_FBNET_C, ch)
-    blocks = apply_downsample(set_strides(blocks, strides), downsample)
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=make_stem(stem, ch(16), stem_stride, "relu"),
-        blocks=tuple(blocks),
-        head=Block.make("hc", out_chs=1984, act="relu", dropout=dropout),
-    )
+    return assemble(blocks, stem=make_stem(stem, ch(16), stem_stride, "relu"),
+                    head=Block.make("hc", out_chs=1984, act="relu", dropout=dropout),
+                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
 
 
 ENTRIES = (

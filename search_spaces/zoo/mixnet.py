@@ -18,12 +18,11 @@ from functools import partial
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
 from search_spaces.zoo._stages import (
-    apply_downsample,
+    assemble,
     check_width,
     expand_stages,
     make_stem,
     round_channels,
-    set_strides,
 )
 
 PAPER = "Tan & Le, MixConv: Mixed Depthwise Convolutional Kernels, BMVC 2019"
@@ -85,16 +84,11 @@ def mixnet(
     stages, stem_chs, trunc = _VARIANTS[variant]
     ch = partial(round_channels, width=width)
     blocks = expand_stages(stages, ch, depth=depth, depth_trunc=trunc)
-    blocks = apply_downsample(set_strides(blocks, strides), downsample)
     if dropout is None:
         dropout = 0.2 if variant == "s" else 0.25
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=make_stem(stem, ch(stem_chs), stem_stride, "relu"),
-        blocks=tuple(blocks),
-        head=Block.make("hc", out_chs=1536, act="relu", dropout=dropout),
-    )
+    return assemble(blocks, stem=make_stem(stem, ch(stem_chs), stem_stride, "relu"),
+                    head=Block.make("hc", out_chs=1536, act="relu", dropout=dropout),
+                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
 
 
 ENTRIES = (

@@ -16,12 +16,11 @@ from functools import partial
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
 from search_spaces.zoo._stages import (
-    apply_downsample,
+    assemble,
     check_width,
     expand_stages,
     make_stem,
     round_channels,
-    set_strides,
 )
 
 PAPER = "Tan et al., MnasNet: Platform-Aware Neural Architecture Search for Mobile, CVPR 2019"
@@ -81,14 +80,9 @@ def mnasnet(
     check_width(width)
     ch = partial(round_channels, width=width)
     blocks = expand_stages(_VARIANTS[variant], ch)
-    blocks = apply_downsample(set_strides(blocks, strides), downsample)
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=make_stem(stem, ch(32), stem_stride, "relu"),
-        blocks=tuple(blocks),
-        head=Block.make("hc", out_chs=1280, act="relu", dropout=dropout),
-    )
+    return assemble(blocks, stem=make_stem(stem, ch(32), stem_stride, "relu"),
+                    head=Block.make("hc", out_chs=1280, act="relu", dropout=dropout),
+                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
 
 
 ENTRIES = (

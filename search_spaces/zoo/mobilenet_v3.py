@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import apply_downsample, check_width, make_stem, set_strides
+from search_spaces.zoo._stages import assemble, check_width, make_stem
 
 PAPER = "Howard et al., Searching for MobileNetV3, ICCV 2019"
 
@@ -116,15 +116,10 @@ def mobilenet_v3(
         else:
             blocks.append(Block.make("ir", exp_ratio=_exp_ratio(in_chs, mid), **common))
         in_chs = out
-    blocks = apply_downsample(set_strides(blocks, strides), downsample)
-    blocks.append(Block.make("cn", out_chs=6 * in_chs, kernel=1, act="hswish"))
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=make_stem(stem, ch(stem_chs), stem_stride, "hswish"),
-        blocks=tuple(blocks),
-        head=Block.make("hp", hidden=ch(hidden), act="hswish", dropout=dropout),
-    )
+    return assemble(blocks, stem=make_stem(stem, ch(stem_chs), stem_stride, "hswish"),
+                    head=Block.make("hp", hidden=ch(hidden), act="hswish", dropout=dropout),
+                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample,
+                    tail=(Block.make("cn", out_chs=6 * in_chs, kernel=1, act="hswish"),))
 
 
 ENTRIES = (
