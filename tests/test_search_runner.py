@@ -156,3 +156,29 @@ def test_sigkill_and_resume_loses_nothing(tmp_path, table) -> None:
     assert len(evaluated) == 14
     assert len(set(evaluated)) == 14
     assert before <= set(evaluated)
+
+
+def test_store_opens_while_another_process_creates_the_same_sqlite_schema(tmp_path) -> None:
+    """A dashboard or script opening a brand-new study file at the moment the search creates its
+    tables must not crash the search (``table studies already exists`` is retried)."""
+    import threading
+
+    from nas.search.store import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            open_storage(url).get_all_studies()
+        except BaseException as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

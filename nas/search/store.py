@@ -17,17 +17,42 @@ storage transaction, so a kill at any moment loses at most the evaluation in fli
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import Arch
 from search_spaces.space import Point, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: Seconds a SQLite connection waits on another process's lock (a dashboard reading the study)
+#: before giving up; SQLite's own default of 5 s is short for a busy machine.
+SQLITE_BUSY_TIMEOUT_S = 60.0
+#: Attempts at opening a storage whose schema another process may be creating at that moment.
+OPEN_ATTEMPTS = 5
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """An Optuna RDB storage for ``url`` that tolerates concurrent readers.
+
+    Opening a fresh storage creates its tables; when another process (``optuna-dashboard``, a
+    script polling the study) opens the same new SQLite file at that moment, one of the two loses
+    the race (``table ... already exists``, or a duplicate schema-version row). That is retried,
+    as is a lock held too long.
+    """
+    engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if url.startswith("sqlite") else {}
+    for attempt in range(1, OPEN_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            time.sleep(0.2 * attempt)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
 @dataclass(frozen=True)
@@ -63,7 +88,7 @@ class RunStore:
                  identity: Mapping[str, Any]):
         self.space = space
         self.distributions = space.optuna_distributions(core_only=False)
-        self.study = optuna.create_study(storage=storage_url, study_name=name, directions=list(directions),
+        self.study = optuna.create_study(storage=open_storage(storage_url), study_name=name, directions=list(directions),
                                          load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
         stored = self.study.user_attrs.get("identity")
         text = json.loads(json.dumps(dict(identity)))
