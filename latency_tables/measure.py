@@ -72,6 +72,7 @@ __all__ = [
     "measure_module",
     "measure_ops",
     "measure_archs",
+    "combine_passes",
     "op_input_shape",
     "device_name",
 ]
@@ -371,27 +372,55 @@ def measure_ops(configs: Sequence[OpConfig], settings: Settings) -> list[Timing]
     return measure_modules([(c.build(), op_input_shape(c, settings.batch_size)) for c in configs], settings)
 
 
-def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, progress: bool = True,
-                  desc: str = "networks") -> list[Timing]:
-    """Time whole networks, ``chunk`` at a time interleaved, with a progress bar."""
+def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, passes: int = 3,
+                  progress: bool = True, desc: str = "networks") -> list[Timing]:
+    """Time whole networks, ``chunk`` at a time interleaved, in ``passes`` passes over the list.
+
+    A machine's noise comes in bursts of seconds to minutes (another process, frequency
+    changes); measured once, every network timed during a burst reads slow together. So each
+    pass times every network (the full sampling of ``settings``), each in a fresh random order
+    (seeded, so runs are reproducible), and a network's figures are the medians over passes of
+    its per-pass median/p10/p90: one disturbed pass of three moves nothing.
+    """
     from tqdm import tqdm
 
     from nas.builder import build_model
 
-    out: list[Timing] = []
-    with tqdm(total=len(archs), desc=desc, unit="net", disable=None if progress else True) as bar:
-        for start in range(0, len(archs), chunk):
-            part = archs[start:start + chunk]
-            items = [(build_model(a), (settings.batch_size, a.in_chans, a.resolution, a.resolution)) for a in part]
-            out += measure_modules(items, settings)
-            bar.update(len(part))
-    return out
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes}")
+    per_pass: list[dict[int, Timing]] = [{} for _ in range(passes)]
+    rng = np.random.default_rng(0)
+    with tqdm(total=len(archs) * passes, desc=desc, unit="net", disable=None if progress else True) as bar:
+        for p in range(passes):
+            order = np.arange(len(archs)) if p == 0 else rng.permutation(len(archs))
+            for start in range(0, len(archs), chunk):
+                idx = [int(i) for i in order[start:start + chunk]]
+                items = [(build_model(archs[i]), (settings.batch_size, archs[i].in_chans, archs[i].resolution,
+                                                  archs[i].resolution)) for i in idx]
+                for i, t in zip(idx, measure_modules(items, settings), strict=True):
+                    per_pass[p][i] = t
+                bar.update(len(idx))
+    return [combine_passes([per_pass[p][i] for p in range(passes)]) for i in range(len(archs))]
 
 
-def add_harness_arguments(parser: argparse.ArgumentParser) -> None:
-    """Command-line options for how long the harness samples (the :class:`Settings` knobs)."""
+def combine_passes(got: Sequence[Timing]) -> Timing:
+    """One :class:`Timing` from several passes' timings of one item: the median of each statistic
+    over passes (robust to one disturbed pass), with ``n`` the samples of all passes."""
+    if not got:
+        raise ValueError("no timings to combine")
+    return Timing(float(np.median([t.median_ms for t in got])), float(np.median([t.p10_ms for t in got])),
+                  float(np.median([t.p90_ms for t in got])), sum(t.n for t in got))
+
+
+def add_harness_arguments(parser: argparse.ArgumentParser, *, passes: bool = False) -> None:
+    """Command-line options for how long the harness samples (the :class:`Settings` knobs), and
+    ``--passes`` where whole networks are timed (:func:`measure_archs`)."""
     d = Settings()
     g = parser.add_argument_group("sampling")
+    if passes:
+        g.add_argument("--passes", type=int, default=3,
+                       help="passes over all networks, each in a new order; figures are medians over "
+                            "passes, so a burst of machine noise during one pass moves nothing (default %(default)s)")
     g.add_argument("--warmup", type=int, default=d.warmup, help="untimed calls per item (default %(default)s)")
     g.add_argument("--min-repeats", type=int, default=d.min_repeats, help="samples per item at least (default %(default)s)")
     g.add_argument("--max-repeats", type=int, default=d.max_repeats, help="samples per item at most (default %(default)s)")

@@ -190,9 +190,10 @@ class LatencyPredictor:
 
 
 def calibrate(table: LatencyTable, archs: Sequence[Arch], *, method: str = "auto", measure_missing: bool = False,
-              harness: dict[str, Any] | None = None, progress: bool = True) -> Calibration:
-    """Measure ``archs`` whole on this device with the table's settings, fit, store the
-    calibration in ``table`` (in memory) and return it."""
+              harness: dict[str, Any] | None = None, passes: int = 3, progress: bool = True) -> Calibration:
+    """Measure ``archs`` whole on this device with the table's settings (``passes`` times each,
+    see :func:`latency_tables.measure.measure_archs`), fit, store the calibration in ``table``
+    (in memory) and return it."""
     from latency_tables.measure import Settings, measure_archs
 
     if not archs:
@@ -200,7 +201,7 @@ def calibrate(table: LatencyTable, archs: Sequence[Arch], *, method: str = "auto
     settings = Settings(**table.settings_identity(), **(harness or {}))
     predictor = LatencyPredictor(table, measure_missing=measure_missing)
     feats = [predictor.features(a) for a in archs]
-    timings = measure_archs(archs, settings, progress=progress, desc="calibrating")
+    timings = measure_archs(archs, settings, passes=passes, progress=progress, desc="calibrating")
     measured = [t.median_ms for t in timings]
     records = [{"hash": a.hash(), "n_ops": int(f["n_ops"]), "mparams": f["mparams"], "sum_ms": f["sum"], "measured_ms": m}
                for a, f, m in zip(archs, feats, measured, strict=True)]
@@ -226,7 +227,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="overhead model (default: lowest leave-one-out MAPE)")
     parser.add_argument("--measure-missing", action="store_true",
                         help="measure ops the table lacks on the spot and add them")
-    add_harness_arguments(parser)
+    add_harness_arguments(parser, passes=True)
     parser.add_argument("--json", action="store_true", help="print the calibration as JSON")
 
 
@@ -242,7 +243,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.table}: the table names no search space; give --space")
     archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
     cal = calibrate(table, archs, method=args.method, measure_missing=args.measure_missing,
-                    harness=harness_kwargs(args))
+                    harness=harness_kwargs(args), passes=args.passes)
     table.meta["calibration_space"] = space
     table.meta["calibration_seed"] = args.seed
     table.save()

@@ -142,9 +142,11 @@ def validate(
     fixed_points: dict[str, Arch] | None = None,
     measure_missing: bool = False,
     harness: dict[str, Any] | None = None,
+    passes: int = 3,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Predict and measure ``archs`` (and ``fixed_points``); return the report as a JSON-ready dict."""
+    """Predict and measure ``archs`` (and ``fixed_points``, ``passes`` times each, see
+    :func:`latency_tables.measure.measure_archs`); return the report as a JSON-ready dict."""
     from latency_tables.measure import Settings, measure_archs
 
     fixed = dict(fixed_points or {})
@@ -154,7 +156,8 @@ def validate(
     feats = [predictor.features(a) for _, _, a in entries]
     predicted = [predictor.predict(a) for _, _, a in entries]
     settings = Settings(**table.settings_identity(), **(harness or {}))
-    timings = measure_archs([a for _, _, a in entries], settings, progress=progress, desc="validating")
+    timings = measure_archs([a for _, _, a in entries], settings, passes=passes, progress=progress,
+                            desc="validating")
     records = []
     for (name, kind, arch), f, pred, t in zip(entries, feats, predicted, timings, strict=True):
         records.append({
@@ -175,7 +178,7 @@ def validate(
         "table": str(table.path) if table.path else None,
         "table_meta": {k: v for k, v in table.meta.items() if k != "harness"},
         "calibration": None if cal is None else {"method": cal.method, "coef": cal.coef},
-        "harness": settings.harness(),
+        "harness": {**settings.harness(), "passes": passes},
         "metrics": figures("random", "predicted_ms"),
         "metrics_uncalibrated": figures("random", "sum_ms"),
         "metrics_fixed_points": figures("zoo", "predicted_ms"),
@@ -251,7 +254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", help="JSON report path (default: TABLE with .validation.json)")
     parser.add_argument("--plot", help="PNG path (default: TABLE with .validation.png)")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot")
-    add_harness_arguments(parser)
+    add_harness_arguments(parser, passes=True)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -279,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
     fixed = zoo_archs(table.resolution) if args.zoo else {}
     report = validate(table, archs, fixed_points=fixed, measure_missing=args.measure_missing,
-                      harness=harness_kwargs(args))
+                      harness=harness_kwargs(args), passes=args.passes)
     report.update({"space": space, "seed": args.seed})
     if report["ops_measured_on_the_spot"]:
         table.save()

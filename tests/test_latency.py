@@ -20,6 +20,7 @@ from latency_tables import build as build_mod
 from latency_tables.build import build_table, unique_configs
 from latency_tables.measure import (
     Settings,
+    combine_passes,
     measure_archs,
     measure_module,
     measure_modules,
@@ -136,6 +137,18 @@ def test_measure_ops_and_archs():
     assert len(ts) == len(arch.op_configs()) and all(t.n >= FAST.min_repeats for t in ts)
     (whole,) = measure_archs([arch], FAST, progress=False)
     assert whole.median_ms > 0
+
+
+def test_measure_archs_takes_medians_over_passes():
+    """Every network is timed once per pass; its figures are the medians over passes, so one
+    disturbed pass (here the slowest) does not move them."""
+    archs = [tiny_arch(), tiny_arch().replace(resolution=24)]
+    timings = measure_archs(archs, FAST, passes=3, progress=False)
+    assert [FAST.min_repeats * 3 <= t.n <= FAST.max_repeats * 3 for t in timings] == [True, True]
+    quiet, burst = Timing(1.0, 0.9, 1.1, 10), Timing(5.0, 4.0, 6.0, 10)
+    assert combine_passes([quiet, burst, quiet]) == Timing(1.0, 0.9, 1.1, 30)
+    with pytest.raises(ValueError, match="passes must be >= 1"):
+        measure_archs(archs, FAST, passes=0)
 
 
 # ---------------------------------------------------------------------------------------------
