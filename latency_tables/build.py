@@ -75,12 +75,15 @@ def space_configs(space: str, resolution: int, *, extra: bool = False, num_class
     return unique_configs(sp.op_configs(resolution))
 
 
-def zoo_archs(resolution: int) -> dict[str, Arch]:
-    """The zoo entries whose native input resolution is ``resolution``, by name."""
+def zoo_archs(resolution: int, num_classes: int | None = None) -> dict[str, Arch]:
+    """The zoo entries whose native input resolution is ``resolution``, by name, re-targeted to
+    ``num_classes`` outputs when given (a CIFAR-10 table holds 10-class heads, while the zoo's
+    CIFAR networks are CIFAR-100's)."""
     from search_spaces import zoo
 
     archs = {name: zoo.get(name) for name in zoo.names()}
-    return {name: a for name, a in archs.items() if a.resolution == resolution}
+    return {name: a if num_classes is None else a.replace(num_classes=num_classes)
+            for name, a in archs.items() if a.resolution == resolution}
 
 
 def _check_compatible(table: LatencyTable, settings: Settings, resolution: int) -> None:
@@ -218,12 +221,10 @@ def run(args: argparse.Namespace) -> int:
     meta: dict[str, Any] = {}
     # The zoo first: few ops, and the ones a search's report compares against.
     if args.zoo:
-        archs = zoo_archs(args.resolution)
+        archs = zoo_archs(args.resolution, args.num_classes)
         if not archs:
             raise ValueError(f"no zoo entry has input resolution {args.resolution}")
         for arch in archs.values():
-            if args.num_classes is not None:
-                arch = arch.replace(num_classes=args.num_classes)
             configs += arch.op_configs()
         sources.append("zoo")
     if args.space:

@@ -248,7 +248,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=100, help="random networks (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
     parser.add_argument("--zoo", action="store_true",
-                        help="also measure the zoo entries whose input is the table's resolution")
+                        help="also measure the zoo entries whose input is the table's resolution (with its number "
+                             "of classes)")
     parser.add_argument("--measure-missing", action="store_true",
                         help="measure ops the table lacks on the spot, add them and save the table")
     parser.add_argument("--report", help="JSON report path (default: TABLE with .validation.json)")
@@ -280,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.warn(f"validating on the networks the table was calibrated on (space {space}, seed {args.seed}); "
                       "use another --seed for an honest figure", stacklevel=1)
     archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
-    fixed = zoo_archs(table.resolution) if args.zoo else {}
+    fixed = zoo_archs(table.resolution, table.meta.get("num_classes")) if args.zoo else {}
     report = validate(table, archs, fixed_points=fixed, measure_missing=args.measure_missing,
                       harness=harness_kwargs(args), passes=args.passes)
     report.update({"space": space, "seed": args.seed})

@@ -29,3 +29,13 @@ def test_readme_main_job_is_a_valid_command() -> None:
     _, main_job, _ = quick_start_commands()
     args = build_parser().parse_args(shlex.split(main_job)[1:])
     assert args.command == "search"
+
+
+def test_ci_runs_the_readme_nni_commands() -> None:
+    """The optional NNI extra is tested in CI exactly as the README tells users to install it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## NNI interoperability", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    for command in block.strip().splitlines():
+        assert command in ci

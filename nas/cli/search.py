@@ -16,7 +16,8 @@ from nas.cli.output import print_json
 _HELP = {
     "space": "search space (see `nas space list`)",
     "resolution": "input size (default: the latency table's)",
-    "strategy": "random | evolution | tpe | nsga2 (ask/tell) | fbnet | proxyless (differentiable, supernet)",
+    "strategy": "random | evolution | tpe | nsga2 (ask/tell) | fbnet | proxyless (differentiable, supernet) | "
+                "nni-evolution | nni-random (NNI 3.0's, needs the litenas[nni] extra)",
     "budget": "number of candidates to evaluate (ask/tell strategies; fbnet/proxyless judge 1 + --dnas-samples)",
     "time_limit_s": "stop starting new evaluations after this many seconds",
     "seed": "seed of the strategy and evaluators",

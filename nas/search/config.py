@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 DNAS_STRATEGIES = ("fbnet", "proxyless")
 """Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
 instead of proposing candidates one by one."""
-STRATEGIES = ("random", "evolution", "tpe", "nsga2", *DNAS_STRATEGIES)
+NNI_STRATEGIES = ("nni-evolution", "nni-random")
+"""NNI 3.0's strategies behind the ask/tell interface (:mod:`nas.search.nni_strategies`, extra
+``litenas[nni]``): single-objective, layer-wise spaces."""
+STRATEGIES = ("random", "evolution", "tpe", "nsga2", *DNAS_STRATEGIES, *NNI_STRATEGIES)
 EVALUATORS = ("proxy", "train")
 OBJECTIVES = ("reward", "pareto")
 EXECUTORS = ("inprocess", "ray")
@@ -98,7 +101,7 @@ class SearchConfig:
             raise ValueError("max_retries, num_cpus and num_gpus must be >= 0")
         if self.objective == "reward" and self.reward_target_ms is None:
             raise ValueError("objective 'reward' needs a latency target: set target_latency_ms or max_latency_ms")
-        if self.objective == "pareto" and self.strategy in ("evolution", "tpe"):
+        if self.objective == "pareto" and self.strategy in ("evolution", "tpe", *NNI_STRATEGIES):
             raise ValueError(f"strategy {self.strategy!r} optimises one value; use objective 'reward', or "
                              "strategy 'nsga2' or 'random' for a Pareto search")
         _check_table(self.latency_table)

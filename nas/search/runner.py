@@ -294,6 +294,7 @@ class Search:
         finally:
             bar.close()
             executor.close()
+            self.strategy.close()
         return self.state
 
     def _scored(self, point: Point, arch: Arch, trial: optuna.trial.Trial, metrics: dict[str, float], result: Result,

@@ -1,8 +1,9 @@
-"""Strategy lookup by name (``random``, ``evolution``, ``tpe``, ``nsga2``)."""
+"""Strategy lookup by name (``random``, ``evolution``, ``tpe``, ``nsga2``, and with the
+``litenas[nni]`` extra ``nni-evolution``, ``nni-random``)."""
 
 from __future__ import annotations
 
-from nas.search.config import SearchConfig
+from nas.search.config import NNI_STRATEGIES, SearchConfig
 from nas.search.evolution import RegularizedEvolution
 from nas.search.optuna_strategies import NSGA2, TPE
 from nas.search.random_search import RandomSearch
@@ -20,8 +21,15 @@ STRATEGIES: dict[str, type[Strategy]] = {
 def make_strategy(config: SearchConfig, space: SearchSpace, n_objectives: int) -> Strategy:
     """The strategy ``config.strategy`` over ``space``, seeded with ``config.seed``."""
     name = config.strategy
+    if name in NNI_STRATEGIES:  # imports NNI, an optional extra
+        try:
+            from nas.search.nni_strategies import NNIStrategy
+        except ImportError as exc:
+            raise ValueError(f"strategy {name!r}: {exc}") from exc
+        return NNIStrategy(space, kind=name, seed=config.seed, n_objectives=n_objectives,
+                           population=config.population, sample_size=config.sample_size)
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join([*STRATEGIES, *NNI_STRATEGIES])}")
     if name == "evolution":
         return RegularizedEvolution(space, seed=config.seed, n_objectives=n_objectives,
                                     population=config.population, sample_size=config.sample_size)

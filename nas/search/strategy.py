@@ -62,6 +62,10 @@ class Strategy(ABC):
     def tell(self, point: Point, values: Sequence[float] | None) -> None:
         """The outcome of ``point``: its objective values (maximised), or ``None`` if it failed."""
 
+    def close(self) -> None:  # noqa: B027 - a hook with nothing to do by default, not abstract
+        """Release what the strategy holds (a thread, a connection); the runner calls it when the
+        search ends. Nothing by default."""
+
     def _check_values(self, values: Sequence[float] | None) -> Values | None:
         if values is None:
             return None
