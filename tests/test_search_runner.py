@@ -182,3 +182,12 @@ def test_store_opens_while_another_process_creates_the_same_sqlite_schema(tmp_pa
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_an_nni_strategy_without_the_extra_says_how_to_install_it(tmp_path, table) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("nni") is not None:
+        pytest.skip("NNI is installed here; tests/test_nni.py covers the NNI strategies")
+    with pytest.raises(ValueError, match=r"strategy 'nni-evolution': .*pip install 'litenas\[nni\]'"):
+        Search.from_config(config(tmp_path, table, strategy="nni-evolution"))

@@ -21,13 +21,14 @@ STRATEGIES: dict[str, type[Strategy]] = {
 def make_strategy(config: SearchConfig, space: SearchSpace, n_objectives: int) -> Strategy:
     """The strategy ``config.strategy`` over ``space``, seeded with ``config.seed``."""
     name = config.strategy
-    if name in NNI_STRATEGIES:  # imports NNI, an optional extra
-        try:
-            from nas.search.nni_strategies import NNIStrategy
+    if name in NNI_STRATEGIES:
+        from nas.search.nni_strategies import NNIStrategy
+
+        try:  # imports NNI, an optional extra
+            return NNIStrategy(space, kind=name, seed=config.seed, n_objectives=n_objectives,
+                               population=config.population, sample_size=config.sample_size)
         except ImportError as exc:
             raise ValueError(f"strategy {name!r}: {exc}") from exc
-        return NNIStrategy(space, kind=name, seed=config.seed, n_objectives=n_objectives,
-                           population=config.population, sample_size=config.sample_size)
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join([*STRATEGIES, *NNI_STRATEGIES])}")
     if name == "evolution":
