@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, load_dataset, synthetic
 from evaluators.proxies import ZeroCostProxies
@@ -18,16 +20,23 @@ SYNTHETIC_CLASSES = 10
 def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
     """The search's dataset: ``none`` (data-free proxies such as SynFlow), ``synthetic`` (for
     smoke runs and tests) or a dataset path (image folders, a ``.tar.gz`` of them, CIFAR pickles,
-    Fashion-MNIST), cut to ``train_per_class``/``test_per_class`` images per class."""
+    Fashion-MNIST).
+
+    From a real dataset the search ranks candidates on ``test_per_class`` images per class split
+    off its *training* set (default: a tenth of the smallest class), training on
+    ``train_per_class`` of the rest: selecting on the test set would make the test accuracy of
+    what the search finds an optimistic, selected figure.
+    """
     if config.data == "none":
         return None
     if config.data == "synthetic":
         return synthetic(num_classes=SYNTHETIC_CLASSES, train_per_class=64, test_per_class=16,
                          resolution=resolution, seed=config.seed)
     data = load_dataset(config.data)
-    if config.train_per_class or config.test_per_class:
-        data = data.subset(train_per_class=config.train_per_class, test_per_class=config.test_per_class,
-                           seed=config.seed)
+    smallest = int(np.bincount(data.train.labels, minlength=data.num_classes).min())
+    data = data.holdout(config.test_per_class or max(1, smallest // 10), seed=config.seed)
+    if config.train_per_class:
+        data = data.subset(train_per_class=config.train_per_class, seed=config.seed)
     return data
 
 

@@ -230,3 +230,26 @@ def test_dataset_checks_and_normalise() -> None:
     assert x.shape == (256, 3, 16, 16)
     assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-2)
+
+
+def test_search_ranks_on_images_held_out_of_the_training_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search never sees the test set: it ranks on images split off the training set."""
+    from evaluators.factory import load_search_data
+    from nas.search.config import SearchConfig
+
+    monkeypatch.setenv("LITENAS_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "data"
+    for name, value in (("ant", 0), ("cat", 5)):
+        _write_images(root / "train" / name, 10, value=value)  # pixel values below 100
+        _write_images(root / "test" / name, 2, value=200)
+    table = tmp_path / "t.json"
+    from test_search_runner import fake_table
+
+    fake_table(table)
+    config = SearchConfig(space="fbnet", latency_table=str(table), max_latency_ms=50, evaluator="train",
+                          data=str(root), train_per_class=5, test_per_class=2, out=str(tmp_path / "run"))
+    data = load_search_data(config, 32)
+    assert len(data.train) == 10 and len(data.test) == 4
+    assert data.test.images.max() < 100 and data.train.images.max() < 100  # nothing from test/
+    default = load_search_data(SearchConfig(**{**config.to_dict(), "train_per_class": None, "test_per_class": None}), 32)
+    assert len(default.test) == 2 and len(default.train) == 18  # a tenth of each class held out

@@ -29,8 +29,9 @@ _HELP = {
     "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",
     "data": "'none' (data-free proxies: synflow), 'synthetic', or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
     "train_epochs": "epochs per candidate with --evaluator train",
-    "train_per_class": "training images per class taken from the dataset",
-    "test_per_class": "held-out images per class",
+    "train_per_class": "training images per class taken from the dataset (after the held-out split)",
+    "test_per_class": "images per class split off the training set to rank candidates (default: a tenth of "
+                      "the smallest class; the test set is never used by a search)",
     "batch_size": "minibatch size (proxy batch, training batch)",
     "objective": "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency)",
     "max_latency_ms": "hard limit on predicted latency; also the reward target unless --target-latency-ms",
