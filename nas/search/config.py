@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from nas.search.dnas.settings import DNASSettings
+from nas.search.dnas.settings import DNASSettings
+
+_DNAS = DNASSettings()  # the dnas_* defaults are the supernet settings' own
 
 DNAS_STRATEGIES = ("fbnet", "proxyless")
 """Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
@@ -67,18 +68,18 @@ class SearchConfig:
     num_gpus: float = 0.0
     eval_timeout_s: float | None = None
     max_retries: int = 2
-    dnas_epochs: int = 10
-    dnas_warmup_epochs: int = 1
-    dnas_loss: str = "mult"
-    dnas_alpha: float = 0.2
-    dnas_beta: float = 0.6
-    dnas_temperature: float = 5.0
-    dnas_temperature_decay: float = 0.956
-    dnas_weight_lr: float = 0.1
-    dnas_arch_lr: float = 0.01
-    dnas_arch_split: float = 0.2
-    dnas_samples: int = 6
-    dnas_device: str = "cpu"
+    dnas_epochs: int = _DNAS.epochs
+    dnas_warmup_epochs: int = _DNAS.warmup_epochs
+    dnas_loss: str = _DNAS.loss
+    dnas_alpha: float = _DNAS.alpha
+    dnas_beta: float = _DNAS.beta
+    dnas_temperature: float = _DNAS.temperature
+    dnas_temperature_decay: float = _DNAS.temperature_decay
+    dnas_weight_lr: float = _DNAS.weight_lr
+    dnas_arch_lr: float = _DNAS.arch_lr
+    dnas_arch_split: float = _DNAS.arch_split
+    dnas_samples: int = _DNAS.samples
+    dnas_device: str = _DNAS.device
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -142,8 +143,6 @@ class SearchConfig:
     def dnas_settings(self) -> DNASSettings:
         """The supernet-training settings of a DNAS strategy (``ValueError`` naming the
         ``dnas_*`` key that is out of range, or for a strategy that is not differentiable)."""
-        from nas.search.dnas.settings import DNASSettings
-
         if self.strategy not in DNAS_STRATEGIES:
             raise ValueError(f"strategy {self.strategy!r} is not differentiable ({', '.join(DNAS_STRATEGIES)} are)")
         return DNASSettings(

@@ -17,12 +17,26 @@ Unlike the ask/tell strategies, these train a supernet in their own loop; what t
 of the space, judged by the same evaluators) flows into the same outputs.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from nas.search.dnas.derive import Derived, derive
 from nas.search.dnas.layerwise import LayerwiseView, SearchedLayer, layerwise_view
-from nas.search.dnas.search import DNASSearch
 from nas.search.dnas.settings import DNASSettings
 from nas.search.dnas.supernet import LatencyModel, MixedOp, PathSample, Supernet
 from nas.search.dnas.train import DNASTrainer, TrainResult, dnas_loss
+
+
+def __getattr__(name: str) -> Any:
+    """``DNASSearch`` on first use (PEP 562): it needs the runner, which needs the search
+    configuration, which imports :mod:`nas.search.dnas.settings` and so this package."""
+    if name == "DNASSearch":
+        from nas.search.dnas.search import DNASSearch
+
+        return DNASSearch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DNASSearch",
