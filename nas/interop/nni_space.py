@@ -126,15 +126,15 @@ def sample_from_arch(view: LayerwiseView, arch: Arch) -> dict[str, str]:
     """The NNI sample of ``arch`` (candidate module names as values); ``ValueError`` when ``arch``
     is not a point of the view."""
     point = view.space.encode(arch)
-    sample = {}
+    indices = []
     for layer in view.layers:
         if point[layer.position] not in layer.options:
             raise ValueError(f"{layer.choice}: the architecture's choice is not one of the view's candidates")
-        sample[layer.choice] = candidate_key(layer.labels[layer.options.index(point[layer.position])])
-    if view.point([layer.options.index(point[layer.position]) for layer in view.layers]) != tuple(point):
+        indices.append(layer.options.index(point[layer.position]))
+    if view.point(indices) != tuple(point):
         raise ValueError(f"the architecture is not in the NNI space's part of {view.space.name!r} "
                          f"({view.coverage})")
-    return sample
+    return {layer.choice: candidate_key(layer.labels[k]) for layer, k in zip(view.layers, indices, strict=True)}
 
 
 def state_dict_from_frozen(arch: Arch, frozen: nn.Module) -> dict[str, torch.Tensor]:
