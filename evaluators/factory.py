@@ -9,6 +9,7 @@ import numpy as np
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, load_dataset, synthetic
 from evaluators.proxies import ZeroCostProxies
+from evaluators.runtime import resolve_device
 from evaluators.train import TrainConfig, TrainedAccuracy
 
 if TYPE_CHECKING:
@@ -41,12 +42,16 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
 
 
 def make_score_evaluator(config: SearchConfig, data: Dataset | None) -> Evaluator:
-    """``proxy``: the configured zero-cost proxy on one minibatch; ``train``: short training."""
+    """``proxy``: the configured zero-cost proxy on one minibatch; ``train``: short training (the
+    training loop of ``nas train``). Both run on the search's device; in-process, a device that is
+    not on this machine is a ``ValueError`` now rather than a failed candidate later."""
+    device = config.evaluation_device
+    if config.executor == "inprocess":
+        resolve_device(device, what="device")
     if config.evaluator == "proxy":
         return ZeroCostProxies(data, proxies=[config.proxy], batch_size=config.batch_size, seed=config.seed,
-                               threads=config.threads)
+                               threads=config.threads, device=device)
     if data is None:
         raise ValueError("data: the train evaluator needs a dataset (a path or 'synthetic'), not 'none'")
-    train = TrainConfig(epochs=config.train_epochs, batch_size=config.batch_size, seed=config.seed,
-                        threads=config.threads)
-    return TrainedAccuracy(data, train, progress=False)
+    train = TrainConfig(epochs=config.train_epochs, batch_size=config.batch_size, seed=config.seed)
+    return TrainedAccuracy(data, train, device=device, threads=config.threads, progress=False)

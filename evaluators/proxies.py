@@ -32,7 +32,7 @@ from torch import nn
 
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.datasets import Dataset, normalise
-from evaluators.runtime import check_threads, fixed_threads
+from evaluators.runtime import check_threads, fixed_threads, resolve_device
 from evaluators.train import check_compatible
 from nas.arch import Arch
 from nas.builder import build_model
@@ -55,7 +55,8 @@ def synflow(model: nn.Module, input_shape: tuple[int, int, int]) -> float:
         for p in model.parameters():
             p.abs_()
     model.zero_grad(set_to_none=True)
-    model(torch.ones(1, *input_shape, dtype=torch.float64)).sum().backward()
+    device = next(model.parameters()).device
+    model(torch.ones(1, *input_shape, dtype=torch.float64, device=device)).sum().backward()
     total = float(sum((w * w.grad).detach().abs().sum() for w in _weights(model) if w.grad is not None))
     return math.log(total) if total > 0 else float("-inf")
 
@@ -66,7 +67,7 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
     The kernel is accumulated layer by layer (as the reference implementation does), so the
     codes of the whole network are never held at once."""
     n = images.shape[0]
-    kernel = torch.zeros(n, n, dtype=torch.float64)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=images.device)
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         c = (inputs[0].detach().flatten(1) > 0).float()
@@ -134,7 +135,7 @@ class ZeroCostProxies(BaseEvaluator):
     name = "proxies"
 
     def __init__(self, data: Dataset | None, *, proxies: Sequence[str] = tuple(PROXIES), batch_size: int = 64,
-                 seed: int = 0, threads: int | None = None):
+                 seed: int = 0, threads: int | None = None, device: str | torch.device = "cpu"):
         proxies = tuple(proxies)
         unknown = [p for p in proxies if p not in PROXIES]
         if unknown or not proxies or len(set(proxies)) != len(proxies):
@@ -151,11 +152,13 @@ class ZeroCostProxies(BaseEvaluator):
         self.batch_size = batch_size
         self.seed = seed
         self.threads = check_threads(threads)
+        self.device = torch.device(device)
         self.metrics = tuple(Metric(p, "max", "", PROXIES[p].doc) for p in proxies)
 
     def config(self) -> dict[str, Any]:
         return {"proxies": list(self.proxies), "batch_size": self.batch_size, "seed": self.seed,
-                "data": None if self.data is None else self.data.describe()}
+                "data": None if self.data is None else self.data.describe(),
+                **({"device": self.device.type} if self.device.type != "cpu" else {})}
 
     def check(self, arch: Arch) -> None:
         super().check(arch)
@@ -170,13 +173,14 @@ class ZeroCostProxies(BaseEvaluator):
         return normalise(torch.from_numpy(data.train.images[idx]), mean, std), torch.from_numpy(data.train.labels[idx])
 
     def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:
-        batch = None if self.data is None else self._batch(self.data)
+        device = resolve_device(self.device)  # where the evaluation runs: a Ray task's assigned GPU
+        batch = None if self.data is None else tuple(t.to(device) for t in self._batch(self.data))
         shape = (arch.in_chans, arch.resolution, arch.resolution)
         out = {}
-        with fixed_threads(self.threads), torch.random.fork_rng(devices=[]):
+        with fixed_threads(self.threads), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             for p in self.proxies:
                 torch.manual_seed(self.seed)
-                out[p] = PROXIES[p].score(build_model(arch), batch, shape)
+                out[p] = PROXIES[p].score(build_model(arch).to(device), batch, shape)
         return out, {}
 
 

@@ -1,4 +1,5 @@
-"""Runtime helper shared by the evaluators: a fixed torch thread count."""
+"""Runtime helpers shared by the evaluators: a fixed torch thread count, and devices that are checked
+to exist."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["check_threads", "fixed_threads"]
+__all__ = ["DEVICE_TYPES", "check_threads", "fixed_threads", "resolve_device"]
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -29,3 +30,29 @@ def fixed_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def resolve_device(spec: str | torch.device, *, what: str = "device") -> torch.device:
+    """The torch device named by ``spec`` (``cpu``, ``cuda``, ``cuda:N`` or ``mps``), checked to
+    exist on this machine: a device that is not there is a ``ValueError`` naming ``what`` (the
+    flag or key), never a silent fall-back to the CPU."""
+    text = str(spec)
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{what}: expected cpu, cuda, cuda:N or mps, got {text!r}") from None
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"{what}: expected cpu, cuda, cuda:N or mps, got {text!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"{what}: {text!r} is not available on this machine ({why})")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{what}: {text!r} does not exist (this machine has {count} CUDA device(s))")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"{what}: 'mps' is not available on this machine")
+    return device

@@ -272,7 +272,7 @@ def base_config(tmp_path: Path, table_file: Path, **changes) -> SearchConfig:
     ({"dnas_temperature_decay": 1.5}, "dnas_temperature_decay"),
     ({"dnas_warmup_epochs": 1}, "dnas_warmup_epochs"),
     ({"dnas_loss": "mult", "dnas_alpha": 0.0}, "dnas_alpha"),
-    ({"dnas_device": "tpu"}, "dnas_device"),
+    ({"device": "tpu"}, "device"),
     ({"executor": "ray"}, "executor must be 'inprocess'"),
 ])
 def test_config_checks_the_dnas_keys(tmp_path, table_file, changes, needle) -> None:

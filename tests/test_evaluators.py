@@ -31,7 +31,8 @@ from evaluators import (
     synthetic,
 )
 from evaluators.proxies import PROXIES, naswot
-from evaluators.train import augment
+from evaluators.training.augment import pad_crop_flip
+from evaluators.training.plan import plan_for
 from latency_tables.measure import Settings
 from latency_tables.table import LatencyTable, Timing
 from nas.arch import Arch, Block
@@ -214,9 +215,10 @@ def test_table_latency_sums_the_table_and_fails_on_missing_keys() -> None:
 # ------------------------------------------------------------------------------------------------
 def test_training_beats_chance_and_is_deterministic() -> None:
     data = synthetic()  # 4 classes: chance is 25%
-    config = TrainConfig(steps=60, batch_size=32, threads=1)
-    a = train_mod.train_and_evaluate(tiny(), data, config, progress=False)
-    b = train_mod.train_and_evaluate(tiny(), data, config, progress=False)
+    config = TrainConfig(steps=60, batch_size=32)
+    plan = plan_for("cpu", threads=1)
+    a = train_mod.train_and_evaluate(tiny(), data, config, plan=plan, progress=False)
+    b = train_mod.train_and_evaluate(tiny(), data, config, plan=plan, progress=False)
     assert a.top1 >= 75.0 and a.loss_curve[-1] < a.loss_curve[0]
     assert a.top1 == b.top1 and a.loss_curve == b.loss_curve
     assert train_mod.train_and_evaluate(tiny(), data, TrainConfig(epochs=1, batch_size=64), progress=False).steps == 4
@@ -249,10 +251,10 @@ def test_trained_accuracy_caches_and_captures_divergence(tmp_path: Path, monkeyp
 def test_augment_crops_and_flips() -> None:
     x = torch.arange(2 * 4 * 4 * 1, dtype=torch.uint8).view(2, 4, 4, 1)
     gen = torch.Generator().manual_seed(0)
-    flipped = augment(x, gen, padding=0, flip=True)
+    flipped = pad_crop_flip(x, gen, padding=0, flip=True)
     for i in range(2):
         assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(1))
-    cropped = augment(x, gen, padding=2, flip=False)
+    cropped = pad_crop_flip(x, gen, padding=2, flip=False)
     assert cropped.shape == x.shape and cropped.dtype == torch.uint8
     assert set(cropped.unique().tolist()) <= set(x.unique().tolist()) | {0}
 

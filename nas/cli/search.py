@@ -49,6 +49,8 @@ _HELP = {
     "workers": "concurrent evaluations (ray executor)",
     "num_cpus": "CPUs per evaluation (ray executor)",
     "num_gpus": "GPUs per evaluation (ray executor)",
+    "device": "torch device of every evaluation and of a fbnet/proxyless supernet: cpu | cuda | cuda:N | mps "
+              "(default: cuda when --num-gpus > 0 under --executor ray, else cpu)",
     "eval_timeout_s": "a candidate running longer fails (ray executor)",
     "max_retries": "re-submissions of an evaluation whose worker died (ray executor)",
     "dnas_epochs": "supernet training epochs, warm-up included (fbnet, proxyless); raise it and re-run to train on",
@@ -62,7 +64,6 @@ _HELP = {
     "dnas_arch_lr": "Adam learning rate of the architecture parameters (FBNet: 0.01) (fbnet, proxyless)",
     "dnas_arch_split": "fraction of the training images that train the architecture parameters (fbnet, proxyless)",
     "dnas_samples": "architectures sampled from the learned distribution besides the argmax (FBNet: 6)",
-    "dnas_device": "torch device of the supernet: cpu | cuda | cuda:N (fbnet, proxyless)",
 }
 
 

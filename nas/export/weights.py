@@ -63,10 +63,17 @@ def _shape(t: torch.Tensor) -> str:
     return "[" + ", ".join(str(d) for d in t.shape) + "]"
 
 
-def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "weights") -> None:
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "weights", *,
+                 skip: str | None = None) -> None:
     """Copy ``state`` into ``model`` (strictly). Weights that do not fit raise :class:`ExportError`
-    listing the missing and unexpected keys and the shape mismatches, before anything is copied."""
+    listing the missing and unexpected keys and the shape mismatches, before anything is copied.
+
+    Keys under the prefix ``skip`` (a classifier that fine-tuning replaces) are neither required
+    nor copied: the model keeps its own."""
     own = model.state_dict()
+    if skip is not None:
+        state = {k: v for k, v in state.items() if not k.startswith(skip)}
+        state.update({k: v for k, v in own.items() if k.startswith(skip)})
     missing = [f"{k} {_shape(v)}" for k, v in own.items() if k not in state]
     unexpected = [f"{k} {_shape(v)}" for k, v in state.items() if k not in own]
     shapes = [

@@ -66,6 +66,7 @@ class SearchConfig:
     workers: int = 1
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    device: str | None = None
     eval_timeout_s: float | None = None
     max_retries: int = 2
     dnas_epochs: int = _DNAS.epochs
@@ -79,7 +80,6 @@ class SearchConfig:
     dnas_arch_lr: float = _DNAS.arch_lr
     dnas_arch_split: float = _DNAS.arch_split
     dnas_samples: int = _DNAS.samples
-    dnas_device: str = _DNAS.device
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -100,6 +100,7 @@ class SearchConfig:
             raise ValueError(f"sample_size ({self.sample_size}) cannot exceed population ({self.population})")
         if self.max_retries < 0 or self.num_cpus < 0 or self.num_gpus < 0:
             raise ValueError("max_retries, num_cpus and num_gpus must be >= 0")
+        _check_device(self)
         if self.objective == "reward" and self.reward_target_ms is None:
             raise ValueError("objective 'reward' needs a latency target: set target_latency_ms or max_latency_ms")
         if self.objective == "pareto" and self.strategy in ("evolution", "tpe", *NNI_STRATEGIES):
@@ -129,6 +130,15 @@ class SearchConfig:
         return self.target_latency_ms if self.target_latency_ms is not None else self.max_latency_ms
 
     @property
+    def evaluation_device(self) -> str:
+        """The torch device every evaluation (and a differentiable search's supernet) runs on:
+        ``device``, else ``cuda`` when Ray tasks reserve GPUs (Ray makes a task's assigned GPUs the
+        only visible ones, so ``cuda`` is the one it was given), else ``cpu``."""
+        if self.device is not None:
+            return self.device
+        return "cuda" if self.executor == "ray" and self.num_gpus > 0 else "cpu"
+
+    @property
     def run_dir(self) -> Path:
         return Path(self.out)
 
@@ -150,7 +160,7 @@ class SearchConfig:
             warmup_epochs=self.dnas_warmup_epochs, loss=self.dnas_loss, alpha=self.dnas_alpha, beta=self.dnas_beta,
             temperature=self.dnas_temperature, temperature_decay=self.dnas_temperature_decay,
             weight_lr=self.dnas_weight_lr, arch_lr=self.dnas_arch_lr, arch_split=self.dnas_arch_split,
-            samples=self.dnas_samples, device=self.dnas_device, batch_size=self.batch_size, seed=self.seed,
+            samples=self.dnas_samples, device=self.evaluation_device, batch_size=self.batch_size, seed=self.seed,
             threads=self.threads, time_limit_s=self.time_limit_s,
         )
 
@@ -159,7 +169,7 @@ class SearchConfig:
         (Budget, time limit, output paths, executor settings and, for a differentiable search, the
         number of epochs and the device may change between runs.)"""
         volatile = {"budget", "measure_missing", "time_limit_s", "out", "storage", "top_k", "executor", "ray_address", "workers",
-                    "num_cpus", "num_gpus", "eval_timeout_s", "max_retries", "threads", "dnas_epochs", "dnas_device"}
+                    "num_cpus", "num_gpus", "eval_timeout_s", "max_retries", "threads", "dnas_epochs", "device"}
         dnas = self.strategy in DNAS_STRATEGIES  # other strategies ignore (and leave out) the dnas_* keys
         return {k: v for k, v in self.to_dict().items()
                 if k not in volatile and (dnas or not k.startswith("dnas_"))}
@@ -226,6 +236,21 @@ def _check_table(table: str | None) -> None:
     if not Path(table).is_file() and table not in latency_tables.names():
         shipped = ", ".join(latency_tables.names()) or "none"
         raise ValueError(f"latency_table: {table!r} is neither a file nor a shipped table (shipped: {shipped})")
+
+
+def _check_device(config: SearchConfig) -> None:
+    """The device's form, and its agreement with the GPUs Ray tasks reserve (whether it exists is
+    checked where the evaluations run)."""
+    device = config.evaluation_device
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"device: expected cpu, cuda, cuda:N or mps, got {device!r}")
+    if config.executor == "ray" and config.num_gpus > 0 and kind != "cuda":
+        raise ValueError(f"num_gpus: {config.num_gpus} GPUs reserved per evaluation, but device is {device!r}; "
+                         "use device cuda (or num_gpus 0)")
+    if config.executor == "ray" and config.num_gpus == 0 and kind == "cuda":
+        raise ValueError("device: 'cuda' under executor ray needs num_gpus > 0 (a Ray task sees only the GPUs it "
+                         "reserves)")
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -101,7 +101,7 @@ class DNASSettings:
         if not 0 < self.arch_split < 1:
             raise ValueError(f"dnas_arch_split: must be in (0, 1), got {self.arch_split}")
         if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.split(":")[0] in ("cuda", "mps")):
-            raise ValueError(f"dnas_device: expected cpu, cuda, cuda:N or mps, got {self.device!r}")
+            raise ValueError(f"device: expected cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads < 1):
             raise ValueError(f"threads: must be an integer >= 1 or None, got {self.threads!r}")

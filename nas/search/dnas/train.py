@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from evaluators.datasets import Dataset, normalise
 from evaluators.runtime import fixed_threads
-from evaluators.train import augment
+from evaluators.training.augment import pad_crop_flip
 from nas.io import atomic_path
 from nas.search.dnas.settings import DNASSettings
 from nas.search.dnas.supernet import LatencyModel, Supernet
@@ -215,7 +215,7 @@ class DNASTrainer:
                 w_ce, a_loss, a_ce, a_lat = [], [], [], []
                 for step in range(self.steps_per_epoch):
                     idx = order[step * self.weight_batch:(step + 1) * self.weight_batch].to(self.device)
-                    x = normalise(augment(images[idx], gen, padding=pad, flip=True), mean, std)
+                    x = normalise(pad_crop_flip(images[idx], gen, padding=pad, flip=True), mean, std)
                     w_ce.append(self.weight_step(x, labels[idx], tau, self._lr(epoch * self.steps_per_epoch + step)))
                     if search:
                         idx = self._arch_idx[arch_batches.next()].to(self.device)
