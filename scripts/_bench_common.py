@@ -47,13 +47,13 @@ def prepare_data(args: argparse.Namespace) -> Dataset:
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       threads=max(1, args.threads // args.jobs))
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
 
 
 def _train_one(name: str, arch_json: str, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """Worker: train one network through the cache (in a fresh process when --jobs > 1)."""
-    ev = TrainedAccuracy(prepare_data(args), train_config(args), device=args.device, progress=args.jobs == 1)
+    ev = TrainedAccuracy(prepare_data(args), train_config(args), device=args.device,
+                         threads=max(1, args.threads // args.jobs), progress=args.jobs == 1)
     return name, Cached(ev, JsonCache(args.cache))(Arch.from_json(arch_json)).to_dict()
 
 

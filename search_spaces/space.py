@@ -419,9 +419,9 @@ class SearchSpace(ABC):
         """The architecture of an Optuna trial's ``params`` (labels by choice name)."""
         return self.decode(self.point_from_labels(params))
 
-    def suggest(self, trial: optuna.trial.BaseTrial, core_only: bool = True) -> Arch:
-        """Define-by-run: suggest the active choices only, in order, and decode them. In a space
-        with invalid combinations this raises ``ValueError`` for one (fail the trial)."""
+    def suggest_point(self, trial: optuna.trial.BaseTrial, core_only: bool = True) -> Point:
+        """Define-by-run: suggest the active choices only, in order (a choice that a parent turned
+        off is never a parameter of the trial, so a sampler never models it); the point."""
         point: list[int] = []
         active: list[bool] = []
         for i, c in enumerate(self._choices):
@@ -431,7 +431,12 @@ class SearchSpace(ABC):
                 continue
             options = [c.labels[j] for j in (c.core if core_only else range(len(c)))]
             point.append(c.index_of_label(trial.suggest_categorical(c.name, options)))
-        return self.decode(point)
+        return tuple(point)
+
+    def suggest(self, trial: optuna.trial.BaseTrial, core_only: bool = True) -> Arch:
+        """:meth:`suggest_point`, decoded. In a space with invalid combinations this raises
+        ``ValueError`` for one (fail the trial)."""
+        return self.decode(self.suggest_point(trial, core_only))
 
     # ------------------------------------------------------------------------ latency / display
     @abstractmethod

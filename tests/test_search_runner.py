@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from latency_tables.measure import Settings
 from latency_tables.table import LatencyTable, Timing
@@ -191,3 +192,23 @@ def test_an_nni_strategy_without_the_extra_says_how_to_install_it(tmp_path, tabl
         pytest.skip("NNI is installed here; tests/test_nni.py covers the NNI strategies")
     with pytest.raises(ValueError, match=r"strategy 'nni-evolution': .*pip install 'litenas\[nni\]'"):
         Search.from_config(config(tmp_path, table, strategy="nni-evolution"))
+
+
+def test_evaluations_run_on_the_search_device(tmp_path, table) -> None:
+    from evaluators.factory import load_search_data, make_score_evaluator
+
+    assert config(tmp_path, table).evaluation_device == "cpu"
+    for evaluator in ("proxy", "train"):
+        ray_gpu = config(tmp_path, table, executor="ray", workers=2, num_gpus=0.5, evaluator=evaluator)
+        assert ray_gpu.evaluation_device == "cuda"  # Ray makes the assigned GPU the task's only visible one
+        ev = make_score_evaluator(ray_gpu, load_search_data(ray_gpu, 32))
+        assert ev.device.type == "cuda" and ev.config()["device"] == "cuda"
+    with pytest.raises(ValueError, match="num_gpus: 1.0 GPUs reserved per evaluation, but device is 'cpu'"):
+        config(tmp_path, table, executor="ray", workers=2, num_gpus=1.0, device="cpu")
+    with pytest.raises(ValueError, match="needs num_gpus > 0"):
+        config(tmp_path, table, executor="ray", workers=2, device="cuda")
+    with pytest.raises(ValueError, match="device: expected cpu, cuda, cuda:N or mps"):
+        config(tmp_path, table, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' is not available on this machine"):
+            make_score_evaluator(config(tmp_path, table, device="cuda"), None)

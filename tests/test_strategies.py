@@ -120,3 +120,25 @@ def test_nsga2_front_is_non_dominated() -> None:
         assert not any(dominates(told[j], told[i]) for j in range(len(told)))
     optuna_front = {tuple(t.values) for t in strategy.study.best_trials}
     assert optuna_front == {told[i] for i in front}
+
+
+@pytest.mark.parametrize("cls", [TPE, NSGA2])
+def test_optuna_strategies_never_model_an_inactive_choice(cls) -> None:
+    """On a conditional space only the active choices of a point are parameters of its trial,
+    whether the strategy asked for it or was told it on resume; what it returns decodes."""
+    from search_spaces.spaces import get_space
+
+    space = get_space("mobile", resolution=32, num_classes=10)
+    strategy = cls(space, seed=0) if cls is TPE else cls(space, seed=0, n_objectives=1, population=6)
+    rng = np.random.default_rng(0)
+    for _ in range(24):
+        point = strategy.ask()
+        assert space.is_valid(point)  # invalid combinations are failed inside ask(), never returned
+        strategy.tell(point, (float(rng.random()),))
+    strategy.tell(space.sample_point(7), (0.5,))  # replayed from a run's history
+    trials = strategy.study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 25 and any(len(t.params) < len(space.choices) for t in trials)
+    for t in trials:
+        point = space.point_from_labels(t.params)
+        assert set(t.params) == set(space.labels(point)), "a trial holds an inactive choice"

@@ -72,6 +72,14 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def _grad_scaler(device: torch.device) -> Any:
+    """A gradient scaler for fp16 autocast on ``device`` (``torch.amp`` since torch 2.3, the CUDA one
+    before)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device.type)
+    return torch.cuda.amp.GradScaler()
+
+
 def classifier_prefix(model: nn.Module) -> str:
     """State-dict prefix of the final classifier (a litenas network's ``head.classifier``)."""
     head = getattr(model, "head", None)
@@ -107,7 +115,7 @@ class Trainer:
             self.optimizer, lambda step: lr_factor(step, self.total_steps, warmup))
         self.ema = None if config.ema_decay is None else AveragedModel(
             self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-        self.scaler = torch.amp.GradScaler(plan.device.type, enabled=plan.grad_scaler)
+        self.scaler = _grad_scaler(plan.device) if plan.grad_scaler else None
         self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(self.model) if plan.compile \
             else self.model
         mean, std = source.mean_std
@@ -192,9 +200,13 @@ class Trainer:
                 total_loss += window
                 window.zero_()
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            if self.scaler is None:
+                loss.backward()
+                self.optimizer.step()
+            else:  # fp16: scale the loss so small gradients survive; skip steps whose gradients overflow
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
@@ -267,7 +279,9 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything that determines the next epoch (see the module docstring)."""
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step}
+                 "scheduler": self.scheduler.state_dict(), "step": self.step}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
@@ -276,7 +290,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.step = int(state["step"])

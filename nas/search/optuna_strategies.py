@@ -5,8 +5,10 @@
 - ``nsga2``: NSGA-II (Deb et al., IEEE TEC 2002), Optuna's ``NSGAIISampler`` with its uniform
   crossover over the categorical choices, for Pareto searches (accuracy vs latency).
 
-Each strategy keeps a private in-memory study over the space's
-:meth:`~search_spaces.space.SearchSpace.optuna_distributions`; the runner keeps the durable
+Each strategy keeps a private in-memory study and asks it define-by-run
+(:meth:`~search_spaces.space.SearchSpace.suggest_point`): only the choices that are active at the
+point being built become parameters, so on a conditional space (``mobile``, ``mnasnet``,
+``hardnet``) the sampler never models a choice that had no effect. The runner keeps the durable
 record separately (:mod:`nas.search.store`) and replays it into a resumed strategy through
 :meth:`tell`, which accepts points it never asked for.
 """
@@ -26,6 +28,7 @@ from search_spaces.space import Point, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 logger = logging.getLogger(__name__)
+_MAX_INVALID = 200  # invalid suggestions in a row before ask() gives up
 
 
 class OptunaStrategy(Strategy):
@@ -42,10 +45,18 @@ class OptunaStrategy(Strategy):
         """The Optuna sampler this strategy delegates to."""
 
     def ask(self) -> Point:
-        trial = self.study.ask(self.distributions)
-        point = self.space.point_from_labels(trial.params)
-        self._asked.setdefault(point, []).append(trial)
-        return point
+        """A valid point: a suggestion that does not decode (an invalid combination of a
+        conditional space, e.g. a network that shrinks its feature map to nothing) is told to the
+        sampler as a failed trial and asked again."""
+        for _ in range(_MAX_INVALID):
+            trial = self.study.ask()
+            point = self.space.suggest_point(trial)
+            if self.space.always_valid or self.space.is_valid(point):
+                self._asked.setdefault(point, []).append(trial)
+                return point
+            self.study.tell(trial, state=TrialState.FAIL)
+        raise RuntimeError(f"{self.name}: {_MAX_INVALID} suggestions in a row were invalid points of "
+                           f"{self.space.name}")
 
     def tell(self, point: Point, values: Sequence[float] | None) -> None:
         vals = self._check_values(values)
@@ -60,20 +71,17 @@ class OptunaStrategy(Strategy):
             else:
                 self.study.tell(trial, list(vals))
             return
-        # A result from the run's history (resume): add it as a finished trial. Inactive choices
-        # take any label (they are ignored on decode); a non-core value (a zoo point given as a
+        # A result from the run's history (resume): add it as a finished trial over its active
+        # choices only, as ask() would have built it; a non-core value (a zoo point given as a
         # starting point) is outside the distributions and cannot be modelled, so it is skipped.
-        labels = self.space.labels(point)
-        params = {}
-        for name, dist in self.distributions.items():
-            label = labels.get(name, dist.choices[0])
-            if label not in dist.choices:
+        params = self.space.labels(point)
+        for name, label in params.items():
+            if label not in self.distributions[name].choices:
                 logger.debug("%s: not replaying a point with non-core value %s=%s", self.name, name, label)
                 return
-            params[name] = label
         state = TrialState.FAIL if vals is None else TrialState.COMPLETE
-        self.study.add_trial(create_trial(params=params, distributions=self.distributions, state=state,
-                                          values=None if vals is None else list(vals)))
+        self.study.add_trial(create_trial(params=params, distributions={n: self.distributions[n] for n in params},
+                                          state=state, values=None if vals is None else list(vals)))
 
 
 class TPE(OptunaStrategy):
