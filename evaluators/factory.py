@@ -8,9 +8,11 @@ import numpy as np
 
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, load_dataset, synthetic
+from evaluators.predictor import PredictedAccuracy, Predictor
 from evaluators.proxies import ZeroCostProxies
 from evaluators.runtime import resolve_device
 from evaluators.train import TrainConfig, TrainedAccuracy
+from search_spaces.spaces import get_space
 
 if TYPE_CHECKING:
     from nas.search.config import SearchConfig
@@ -41,10 +43,19 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
     return data
 
 
-def make_score_evaluator(config: SearchConfig, data: Dataset | None) -> Evaluator:
+def make_score_evaluator(config: SearchConfig, data: Dataset | None, resolution: int | None = None) -> Evaluator:
     """``proxy``: the configured zero-cost proxy on one minibatch; ``train``: short training (the
-    training loop of ``nas train``). Both run on the search's device; in-process, a device that is
-    not on this machine is a ``ValueError`` now rather than a failed candidate later."""
+    training loop of ``nas train``); both run on the search's device (in-process, a device that is
+    not on this machine is a ``ValueError`` now rather than a failed candidate later).
+    ``predictor``: the fitted accuracy predictor, checked against the space at ``resolution`` (its
+    architectures have the predictor's classes: :attr:`PredictedAccuracy.num_classes`)."""
+    if config.evaluator == "predictor":
+        predictor = Predictor.load(config.predictor)  # type: ignore[arg-type]  (validated by SearchConfig)
+        if resolution is not None and predictor.resolution not in (None, resolution):
+            raise ValueError(f"predictor: {config.predictor} was fitted at resolution {predictor.resolution}, the "
+                             f"search runs at {resolution}")
+        space = get_space(config.space, resolution=resolution, num_classes=predictor.num_classes)
+        return PredictedAccuracy(predictor, space)
     device = config.evaluation_device
     if config.executor == "inprocess":
         resolve_device(device, what="device")

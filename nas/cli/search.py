@@ -25,7 +25,9 @@ _HELP = {
     "storage": "Optuna storage URL (default: sqlite:///OUT/study.db)",
     "latency_table": "latency table file or shipped name (`nas latency list`)",
     "measure_missing": "measure ops missing from the latency table on this device instead of failing",
-    "evaluator": "proxy (zero-cost, seconds) | train (short training)",
+    "evaluator": "proxy (zero-cost, seconds) | train (short training) | predictor (an accuracy predictor fitted "
+                 "on trained networks, milliseconds; see `nas predictor`)",
+    "predictor": "accuracy predictor file for --evaluator predictor (`nas predictor fit`)",
     "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",
     "data": "'none' (data-free proxies: synflow), 'synthetic', or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
     "train_epochs": "epochs per candidate with --evaluator train",

@@ -24,7 +24,7 @@ NNI_STRATEGIES = ("nni-evolution", "nni-random")
 """NNI 3.0's strategies behind the ask/tell interface (:mod:`nas.search.nni_strategies`, extra
 ``litenas[nni]``): single-objective, layer-wise spaces."""
 STRATEGIES = ("random", "evolution", "tpe", "nsga2", *DNAS_STRATEGIES, *NNI_STRATEGIES)
-EVALUATORS = ("proxy", "train")
+EVALUATORS = ("proxy", "train", "predictor")
 OBJECTIVES = ("reward", "pareto")
 EXECUTORS = ("inprocess", "ray")
 
@@ -45,6 +45,7 @@ class SearchConfig:
     measure_missing: bool = False
     evaluator: str = "proxy"
     proxy: str = "naswot"
+    predictor: str | None = None
     data: str = "synthetic"
     train_epochs: int = 1
     train_per_class: int | None = 500
@@ -109,10 +110,15 @@ class SearchConfig:
         _check_table(self.latency_table)
         if self.executor == "inprocess" and self.workers != 1:
             raise ValueError("workers > 1 needs executor 'ray'")
-        if self.data == "none" and (self.evaluator != "proxy" or self.proxy != "synflow"
-                                    or self.strategy in DNAS_STRATEGIES):
-            raise ValueError("data: 'none' works only with the data-free proxy (evaluator proxy, proxy synflow) "
-                             "and an ask/tell strategy")
+        data_free = self.evaluator == "predictor" or (self.evaluator == "proxy" and self.proxy == "synflow")
+        if self.data == "none" and (not data_free or self.strategy in DNAS_STRATEGIES):
+            raise ValueError("data: 'none' works only with a data-free evaluator (evaluator predictor, or evaluator "
+                             "proxy with proxy synflow) and an ask/tell strategy")
+        if (self.evaluator == "predictor") != (self.predictor is not None):
+            raise ValueError("predictor: give a predictor file exactly when evaluator is 'predictor' "
+                             f"(evaluator {self.evaluator!r}, predictor {self.predictor!r})")
+        if self.predictor is not None and not Path(self.predictor).is_file():
+            raise ValueError(f"predictor: {self.predictor}: no such file (fit one with `nas predictor fit`)")
         if self.strategy in DNAS_STRATEGIES:
             self.dnas_settings()  # validates every dnas_* key
             if self.executor != "inprocess":

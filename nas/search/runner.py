@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import latency_tables
 from evaluators import Cached, ComplexityEvaluator, Composite, Dataset, JsonCache, Result, TableLatency
 from evaluators.base import Evaluator
+from evaluators.predictor import PredictedAccuracy
 from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json
@@ -103,9 +104,11 @@ class Evaluation:
         data = None
         if score is None:
             data = load_search_data(config, resolution)
-            score = make_score_evaluator(config, data)
-            # Data-free proxies: the classifier of the table's networks (ImageNet's by default).
-            num_classes = data.num_classes if data is not None else int(table.meta.get("num_classes") or 1000)
+            score = make_score_evaluator(config, data, resolution)
+            # A predictor's networks have its classes; data-free proxies take the classifier of the
+            # table's networks (ImageNet's by default).
+            num_classes = (score.predictor.num_classes if isinstance(score, PredictedAccuracy)
+                           else data.num_classes if data is not None else int(table.meta.get("num_classes") or 1000))
         space = get_space(config.space, resolution=resolution, num_classes=num_classes)
         objective = Objective(
             kind=config.objective,

@@ -94,8 +94,10 @@ class RunStore:
         text = json.loads(json.dumps(dict(identity)))
         if stored is None:
             self.study.set_user_attr("identity", text)
-        elif stored != text:
-            diff = sorted(k for k in set(stored) | set(text) if stored.get(k) != text.get(k))
+            return
+        # a key added to the settings since the run started is absent there: equal when it is None
+        diff = sorted(k for k in set(stored) | set(text) if stored.get(k) != text.get(k))
+        if diff:
             raise ValueError(f"the run's store already holds a different search (settings differ: {', '.join(diff)}); "
                              "use another --out directory, or the original settings to resume it")
 
