@@ -11,6 +11,7 @@ from evaluators.datasets import Dataset, load_dataset, synthetic
 from evaluators.predictor import PredictedAccuracy, Predictor
 from evaluators.proxies import ZeroCostProxies
 from evaluators.runtime import resolve_device
+from evaluators.supernet import SupernetAccuracy, load_supernet
 from evaluators.train import TrainConfig, TrainedAccuracy
 from search_spaces.spaces import get_space
 
@@ -57,6 +58,13 @@ def make_score_evaluator(config: SearchConfig, data: Dataset | None, resolution:
         space = get_space(config.space, resolution=resolution, num_classes=predictor.num_classes)
         return PredictedAccuracy(predictor, space)
     device = config.evaluation_device
+    if config.evaluator == "supernet":
+        if data is None:
+            raise ValueError("data: the supernet evaluator re-calibrates BatchNorm and tests on a dataset, not 'none'")
+        supernet, identity = load_supernet(config.supernet, space=config.space,  # type: ignore[arg-type]
+                                           resolution=resolution or data.resolution, num_classes=data.num_classes)
+        return SupernetAccuracy(supernet, data, identity=identity, batch_size=config.batch_size, seed=config.seed,
+                                device=device, threads=config.threads)
     if config.executor == "inprocess":
         resolve_device(device, what="device")
     if config.evaluator == "proxy":

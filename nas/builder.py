@@ -23,7 +23,7 @@ class LiteNet(nn.Module):
         self.blocks = nn.Sequential(*(cfg.build() for cfg in body))
         self.head = head.build()
         self.num_classes = arch.num_classes
-        _init_weights(self)
+        init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
@@ -49,7 +49,7 @@ def _init_linear(m: nn.Linear) -> None:
     nn.init.zeros_(m.bias)
 
 
-def _init_weights(model: nn.Module) -> None:
+def init_weights(model: nn.Module) -> None:
     """MobileNet-style initialisation (as torchvision's MobileNetV2/V3): Kaiming-normal fan-out
     convs, unit BN, small-normal linears. Deterministic under ``torch.manual_seed``."""
     for m in model.modules():

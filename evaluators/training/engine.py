@@ -42,6 +42,12 @@ __all__ = ["Diverged", "EpochRecord", "Trainer", "classifier_prefix", "lr_factor
 _AUG_STREAM, _GLOBAL_STREAM = 1, 2  # epoch_seed streams (0 is the source's data order)
 
 
+StepLoss = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
+"""A training step's loss from ``(forward, images, labels)``: the default is label-smoothed
+cross-entropy of one forward; a supernet's sandwich rule runs several paths
+(:func:`evaluators.supernet.sandwich_loss`)."""
+
+
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -90,17 +96,19 @@ def classifier_prefix(model: nn.Module) -> str:
 
 
 class Trainer:
-    """Trains ``model`` (moved to the plan's device and memory format) on ``source``.
+    """Trains ``model`` (moved to the plan's device and memory format) on ``source``; ``step_loss``
+    replaces the cross-entropy of one forward pass (see :data:`StepLoss`).
 
     Attributes:
         steps_per_epoch, total_steps, epochs: the budget (``config.steps`` may end mid-epoch).
     """
 
     def __init__(self, model: nn.Module, source: BatchSource, config: TrainConfig, plan: ExecutionPlan, *,
-                 progress: bool = False, desc: str = "train"):
+                 progress: bool = False, desc: str = "train", step_loss: StepLoss | None = None):
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config, self.plan, self.source = config, plan, source
+        self.step_loss = step_loss
         self.progress, self.desc = progress, desc
         self.steps_per_epoch = source.steps_per_epoch(config.batch_size)
         if self.steps_per_epoch < 1:
@@ -190,7 +198,8 @@ class Trainer:
             x = self.prepare(images, aug)
             y = labels.to(plan.device, non_blocking=True)
             with plan.autocast():
-                loss = F.cross_entropy(self.forward(x).float(), y, label_smoothing=c.label_smoothing)
+                loss = (self.step_loss(self.forward, x, y) if self.step_loss is not None
+                        else F.cross_entropy(self.forward(x).float(), y, label_smoothing=c.label_smoothing))
             window += loss.detach()
             if (i + 1) % check_every == 0 or i == steps - 1:
                 if not math.isfinite(float(window)):

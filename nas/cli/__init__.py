@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # Sub-command modules of this package, in help order.
-_COMMANDS = ("zoo", "space", "latency", "train", "predictor", "export", "search")
+_COMMANDS = ("zoo", "space", "latency", "train", "supernet", "predictor", "export", "search")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,8 +26,11 @@ _HELP = {
     "latency_table": "latency table file or shipped name (`nas latency list`)",
     "measure_missing": "measure ops missing from the latency table on this device instead of failing",
     "evaluator": "proxy (zero-cost, seconds) | train (short training) | predictor (an accuracy predictor fitted "
-                 "on trained networks, milliseconds; see `nas predictor`)",
+                 "on trained networks, milliseconds; see `nas predictor`) | supernet (inherited weights of a trained "
+                 "supernet; see `nas supernet`)",
     "predictor": "accuracy predictor file for --evaluator predictor (`nas predictor fit`)",
+    "supernet": "`nas supernet train` directory for --evaluator supernet: candidates are scored by inherited weights "
+                "after BatchNorm re-calibration, and the search runs over the supernet's part of the space",
     "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",
     "data": "'none' (data-free proxies: synflow), 'synthetic', or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
     "train_epochs": "epochs per candidate with --evaluator train",

@@ -30,9 +30,6 @@ DEFAULT_EPOCHS = 30
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from evaluators.training.plan import MEMORY_FORMATS, PRECISIONS
-    from evaluators.training.recipe import TrainConfig
-
     p = sub.add_parser("train", help="train an architecture on a dataset (resumable)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("arch", metavar="ARCH", help="architecture file or zoo name")
@@ -40,21 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dataset: image folders (train/<class>/, test/<class>/), a .tar.gz of them, CIFAR pickles, "
                         "Fashion-MNIST idx files, or 'synthetic'")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="run directory (re-run to resume)")
-    recipe = p.add_argument_group("recipe (written to OUT/config.json)")
-    helps = TrainConfig.field_help()
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "steps":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = DEFAULT_EPOCHS if f.name == "epochs" else f.default
-        kind = str(f.type)
-        if kind == "bool":
-            recipe.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=f"{helps[f.name]} (default: {default})")
-            continue
-        conv: Any = int if kind.startswith("int") else float if kind.startswith("float") else str
-        recipe.add_argument(flag, dest=f.name, type=_optional(conv) if "None" in kind else conv, default=default,
-                            help=f"{helps[f.name]} (default: {default})")
+    add_recipe_flags(p, DEFAULT_EPOCHS)
     tune = p.add_argument_group("fine-tuning")
     tune.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a litenas weights file)")
     tune.add_argument("--num-classes", type=int, help="train a new classifier for N classes")
@@ -65,17 +48,52 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="stream an image folder from disk (default: when it would not fit in a quarter of the "
                            "memory or its images are not the architecture's size)")
     data.add_argument("--workers", type=int, default=2, help="data-loading processes when streaming (default: 2)")
+    add_execution_flags(p)
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run)
+
+
+def add_recipe_flags(p: argparse.ArgumentParser, default_epochs: int) -> None:
+    """One flag per :class:`TrainConfig` field but ``steps`` (a run counts epochs)."""
+    from evaluators.training.recipe import TrainConfig
+
+    recipe = p.add_argument_group("recipe (written to OUT/config.json)")
+    helps = TrainConfig.field_help()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "steps":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = default_epochs if f.name == "epochs" else f.default
+        kind = str(f.type)
+        if kind == "bool":
+            recipe.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{helps[f.name]} (default: {default})")
+            continue
+        conv: Any = int if kind.startswith("int") else float if kind.startswith("float") else str
+        recipe.add_argument(flag, dest=f.name, type=_optional(conv) if "None" in kind else conv, default=default,
+                            help=f"{helps[f.name]} (default: {default})")
+
+
+def recipe_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`TrainConfig` of the recipe flags."""
+    from evaluators.training.recipe import TrainConfig
+
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "steps"})
+
+
+def add_execution_flags(p: argparse.ArgumentParser) -> None:
+    """--device, --precision, --memory-format, --compile, --threads."""
+    from evaluators.training.plan import MEMORY_FORMATS, PRECISIONS
+
     run = p.add_argument_group("execution (may change between a run and its resumption)")
     run.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps (default: cpu)")
     run.add_argument("--precision", default="auto", choices=PRECISIONS,
-                     help="autocast dtype (default auto: bf16/fp16 on GPUs, bf16 on CPUs with native bf16)")
+                     help="autocast dtype (default auto: bf16/fp16 on GPUs, fp32 on CPUs)")
     run.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS,
                      help="tensor layout (default auto: channels_last on CPU and CUDA)")
     run.add_argument("--compile", action="store_true", help="torch.compile the network (pays off on long GPU runs)")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run)
 
 
 def _optional(conv: Any) -> Any:
@@ -87,11 +105,9 @@ def _optional(conv: Any) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from evaluators.training.recipe import TrainConfig
     from nas.train import train
 
-    recipe = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                            if f.name != "steps"})
+    recipe = recipe_from_args(args)
     summary = train(args.arch, args.data, args.out, recipe, device=args.device, precision=args.precision,
                     memory_format=args.memory_format, compile=args.compile, threads=args.threads,
                     workers=args.workers, stream=args.stream, init=args.init, num_classes=args.num_classes,

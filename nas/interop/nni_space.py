@@ -6,7 +6,7 @@ PyTorch ``ModelSpace`` whose mutable parts are labelled choices, explores it wit
 names every explored network by a *sample*, ``{label: chosen value}``. Here:
 
 - :class:`LitenasModelSpace` is ``stem -> one LayerChoice per searched layer -> head`` of a
-  space's layer-wise view (:func:`nas.search.dnas.layerwise.layerwise_view`: all of ``fbnet``;
+  space's layer-wise view (:func:`search_spaces.layerwise.layerwise_view`: all of ``fbnet``;
   the layer templates of ``mobile`` with its global and per-stage choices fixed), every candidate
   built through the op registry, as :func:`nas.builder.build_model` builds it. Each choice is
   labelled with the litenas choice name (``s1.l0``) and its values are the candidates' litenas
@@ -33,8 +33,8 @@ except ImportError as exc:  # pragma: no cover - exercised only where the extra 
                       f"(importing nni.nas.nn.pytorch failed: {exc})") from exc
 
 from nas.arch import Arch
-from nas.builder import _init_weights
-from nas.search.dnas.layerwise import LayerwiseView, SearchedLayer, layerwise_view
+from nas.builder import init_weights
+from search_spaces.layerwise import LayerwiseView, SearchedLayer, layerwise_view
 from search_spaces.space import SearchSpace
 from search_spaces.spaces import get_space
 
@@ -76,7 +76,7 @@ class LitenasModelSpace(ModelSpace):
         self.stem = view.stem.build()
         self.layers = nn.Sequential(*(self._layer_choice(layer) for layer in view.layers))
         self.head = view.head.build()
-        _init_weights(self)
+        init_weights(self)
 
     @staticmethod
     def _layer_choice(layer: SearchedLayer) -> LayerChoice:

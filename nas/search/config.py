@@ -24,7 +24,7 @@ NNI_STRATEGIES = ("nni-evolution", "nni-random")
 """NNI 3.0's strategies behind the ask/tell interface (:mod:`nas.search.nni_strategies`, extra
 ``litenas[nni]``): single-objective, layer-wise spaces."""
 STRATEGIES = ("random", "evolution", "tpe", "nsga2", *DNAS_STRATEGIES, *NNI_STRATEGIES)
-EVALUATORS = ("proxy", "train", "predictor")
+EVALUATORS = ("proxy", "train", "predictor", "supernet")
 OBJECTIVES = ("reward", "pareto")
 EXECUTORS = ("inprocess", "ray")
 
@@ -46,6 +46,7 @@ class SearchConfig:
     evaluator: str = "proxy"
     proxy: str = "naswot"
     predictor: str | None = None
+    supernet: str | None = None
     data: str = "synthetic"
     train_epochs: int = 1
     train_per_class: int | None = 500
@@ -117,6 +118,9 @@ class SearchConfig:
         if (self.evaluator == "predictor") != (self.predictor is not None):
             raise ValueError("predictor: give a predictor file exactly when evaluator is 'predictor' "
                              f"(evaluator {self.evaluator!r}, predictor {self.predictor!r})")
+        if (self.evaluator == "supernet") != (self.supernet is not None):
+            raise ValueError("supernet: give a `nas supernet train` directory exactly when evaluator is 'supernet' "
+                             f"(evaluator {self.evaluator!r}, supernet {self.supernet!r})")
         if self.predictor is not None and not Path(self.predictor).is_file():
             raise ValueError(f"predictor: {self.predictor}: no such file (fit one with `nas predictor fit`)")
         if self.strategy in DNAS_STRATEGIES:

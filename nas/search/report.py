@@ -51,13 +51,18 @@ def fixed_points_for(resolution: int, num_classes: int) -> list[tuple[str, Arch]
 
 
 def score_fixed_points(points: Sequence[tuple[str, Arch]], evaluators: Sequence[Evaluator]) -> list[FixedPoint]:
-    """Every fixed point through every evaluator (failures keep the metrics computed before)."""
+    """Every fixed point through every evaluator (failures keep the metrics computed before; a fixed
+    point an evaluator cannot take at all is reported with the evaluator's reason)."""
     out = []
     for name, arch in points:
         metrics: dict[str, float] = {}
         reason = None
         for ev in evaluators:
-            r = ev.evaluate(arch)
+            try:
+                r = ev.evaluate(arch)
+            except ValueError as exc:  # an evaluator that cannot take it (outside a supernet's or predictor's space)
+                reason = f"{ev.name}: {exc}"
+                break
             metrics.update(r.metrics)
             if not r.ok:
                 reason = r.reason

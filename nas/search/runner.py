@@ -26,6 +26,7 @@ import latency_tables
 from evaluators import Cached, ComplexityEvaluator, Composite, Dataset, JsonCache, Result, TableLatency
 from evaluators.base import Evaluator
 from evaluators.predictor import PredictedAccuracy
+from evaluators.supernet import SupernetAccuracy
 from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json
@@ -36,6 +37,7 @@ from nas.search.report import fixed_points_for, score_fixed_points, write_report
 from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
+from search_spaces.layerwise import ViewSpace
 from search_spaces.space import Point, SearchSpace
 from search_spaces.spaces import get_space
 
@@ -110,6 +112,8 @@ class Evaluation:
             num_classes = (score.predictor.num_classes if isinstance(score, PredictedAccuracy)
                            else data.num_classes if data is not None else int(table.meta.get("num_classes") or 1000))
         space = get_space(config.space, resolution=resolution, num_classes=num_classes)
+        if isinstance(score, SupernetAccuracy):  # propose only what the supernet can score
+            space = ViewSpace(score.view)
         objective = Objective(
             kind=config.objective,
             metric=config.proxy if config.evaluator == "proxy" else "top1",

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evaluators.training.engine import Diverged, EpochRecord, Trainer
+from evaluators.training.engine import Diverged, EpochRecord, StepLoss, Trainer
 from evaluators.training.plan import ExecutionPlan
 from evaluators.training.recipe import TrainConfig
 from evaluators.training.sources import BatchSource
@@ -80,17 +80,27 @@ class TrainRun:
 
     ``identity_extra`` joins the identity (the initial weights' digest, the data request); the
     plan may change between a run and its resumption (another device), the identity may not.
+    Without an ``arch`` (a supernet, named by ``label``) the run has no ``arch.json`` and, with
+    ``evaluate=False``, no test metrics or ``best.pt``; ``step_loss`` goes to the
+    :class:`~evaluators.training.engine.Trainer`.
     """
 
-    def __init__(self, out: str | Path, arch: Arch, model: nn.Module, source: BatchSource, recipe: TrainConfig,
-                 plan: ExecutionPlan, *, identity_extra: Mapping[str, Any] | None = None, progress: bool = True):
+    def __init__(self, out: str | Path, arch: Arch | None, model: nn.Module, source: BatchSource,
+                 recipe: TrainConfig, plan: ExecutionPlan, *, identity_extra: Mapping[str, Any] | None = None,
+                 progress: bool = True, label: str | None = None, evaluate: bool = True,
+                 step_loss: StepLoss | None = None):
         if recipe.epochs is None:
             raise ValueError("a training run is measured in epochs; give epochs, not steps")
+        if arch is None and label is None:
+            raise ValueError("a training run without an architecture needs a label")
         self.out = Path(out)
         self.arch, self.recipe, self.plan, self.source = arch, recipe, plan, source
-        self.identity = {"arch": arch.hash(), "recipe": recipe.to_dict(), "data": source.describe(),
-                         **dict(identity_extra or {})}
-        self.trainer = Trainer(model, source, recipe, plan, progress=progress, desc=f"train {arch.hash()}")
+        self.label = label or arch.hash()  # type: ignore[union-attr]
+        self.evaluate = evaluate
+        self.identity = {**({"arch": arch.hash()} if arch is not None else {}), "recipe": recipe.to_dict(),
+                         "data": source.describe(), **dict(identity_extra or {})}
+        self.trainer = Trainer(model, source, recipe, plan, progress=progress, desc=f"train {self.label}",
+                               step_loss=step_loss)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
 
@@ -119,7 +129,8 @@ class TrainRun:
         elif self.out.exists() and any(self.out.iterdir()):
             raise ValueError(f"{self.out}: exists and is not a training run directory; use another --out")
         self.out.mkdir(parents=True, exist_ok=True)
-        self.arch.save(self.out / "arch.json")
+        if self.arch is not None:
+            self.arch.save(self.out / "arch.json")
         atomic_write_json(config_path, {
             "format": RUN_FORMAT, "identity": self.identity, "plan": self.plan.describe(),
             "budget": {"epochs": self.trainer.epochs, "steps_per_epoch": self.trainer.steps_per_epoch,
@@ -148,7 +159,7 @@ class TrainRun:
         row = record.to_dict()
         self.history.append(row)
         weights = _cpu_state(self.trainer.eval_model)
-        if self.best is None or row["test_top1"] > self.best["test_top1"]:
+        if self.evaluate and (self.best is None or row["test_top1"] > self.best["test_top1"]):
             self.best = {"epoch": row["epoch"], "test_top1": row["test_top1"], "test_top5": row["test_top5"]}
             _save(weights, self.out / "best.pt")
         _save(weights, self.out / "weights.pt")
@@ -162,11 +173,13 @@ class TrainRun:
         last = self.history[-1] if self.history else None
         speeds = sorted(r["images_per_s"] for r in self.history)
         return {
-            "out": str(self.out), "arch_hash": self.arch.hash(), "complete": len(self.history) >= self.trainer.epochs,
+            "out": str(self.out), "arch_hash": None if self.arch is None else self.arch.hash(), "label": self.label,
+            "complete": len(self.history) >= self.trainer.epochs,
             "epochs_done": len(self.history), "epochs": self.trainer.epochs,
             "final": None if last is None else {k: last[k] for k in ("test_top1", "test_top5", "test_loss",
-                                                                     "train_loss")},
-            "best": self.best, "weights": str(self.out / "weights.pt"), "best_weights": str(self.out / "best.pt"),
+                                                                     "train_loss") if k in last},
+            "best": self.best, "weights": str(self.out / "weights.pt"),
+            "best_weights": str(self.out / "best.pt") if self.evaluate else None,
             "train_seconds": round(sum(r["seconds"] for r in self.history), 2),
             "median_images_per_s": speeds[len(speeds) // 2] if speeds else None, "plan": self.plan.describe(),
         }
@@ -186,10 +199,11 @@ class TrainRun:
         ax.plot(epochs, [r["train_loss"] for r in self.history], "o-", color="tab:blue", label="train loss")
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss", color="tab:blue")
-        right = ax.twinx()
-        right.plot(epochs, [r["test_top1"] for r in self.history], "s-", color="tab:red", label="test top-1")
-        right.set_ylabel("test top-1 (%)", color="tab:red")
-        ax.set_title(f"{self.arch.hash()} on {self.source.name}")
+        if self.evaluate:
+            right = ax.twinx()
+            right.plot(epochs, [r["test_top1"] for r in self.history], "s-", color="tab:red", label="test top-1")
+            right.set_ylabel("test top-1 (%)", color="tab:red")
+        ax.set_title(f"{self.label} on {self.source.name}")
         fig.tight_layout()
         with atomic_path(self.out / "curve.png") as tmp:
             fig.savefig(tmp, format="png", dpi=110)
@@ -202,7 +216,8 @@ class TrainRun:
         start = len(self.history)
         if start < self.trainer.epochs:
             try:
-                self.trainer.fit(start_epoch=start, evaluate="each", on_epoch=self._on_epoch)
+                self.trainer.fit(start_epoch=start, evaluate="each" if self.evaluate else "none",
+                                 on_epoch=self._on_epoch)
             except Diverged as exc:
                 kept = (f"the checkpoint after epoch {len(self.history)} is kept in {self.checkpoint_path}"
                         if self.history else "no epoch finished, nothing was kept")

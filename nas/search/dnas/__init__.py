@@ -3,7 +3,7 @@ al., "FBNet: Hardware-Aware Efficient ConvNet Design via Differentiable Neural A
 Search", CVPR 2019) and ProxylessNAS-style single-path sampling (Cai et al., "ProxylessNAS: Direct
 Neural Architecture Search on Target Task and Hardware", ICLR 2019).
 
-- :mod:`~nas.search.dnas.layerwise`: which part of a space a supernet holds (all of ``fbnet``;
+- :mod:`~search_spaces.layerwise`: which part of a space a supernet holds (all of ``fbnet``;
   the layer templates of ``mobile`` with its global and per-stage choices fixed).
 - :mod:`~nas.search.dnas.supernet`: mixed ops built through the op registry, the architecture
   parameters, and the expected latency from a latency table.
@@ -22,10 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from nas.search.dnas.derive import Derived, derive
-from nas.search.dnas.layerwise import LayerwiseView, SearchedLayer, layerwise_view
 from nas.search.dnas.settings import DNASSettings
 from nas.search.dnas.supernet import LatencyModel, MixedOp, PathSample, Supernet
 from nas.search.dnas.train import DNASTrainer, TrainResult, dnas_loss
+from search_spaces.layerwise import LayerwiseView, SearchedLayer, layerwise_view
 
 
 def __getattr__(name: str) -> Any:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from nas.arch import Arch
-from nas.search.dnas.layerwise import LayerwiseView
 from nas.search.dnas.supernet import LatencyModel
+from search_spaces.layerwise import LayerwiseView
 from search_spaces.space import Point
 
 __all__ = ["MAX_DRAWS_PER_SAMPLE", "Derived", "derive"]

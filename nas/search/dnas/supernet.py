@@ -41,9 +41,9 @@ from torch import nn
 
 from latency_tables.predict import LatencyPredictor, op_params
 from latency_tables.table import LatencyTable, MissingKeyError
-from nas.builder import _init_weights
-from nas.search.dnas.layerwise import LayerwiseView
+from nas.builder import init_weights
 from nas.search.dnas.settings import MODES
+from search_spaces.layerwise import LayerwiseView
 from search_spaces.registry import OpConfig
 
 __all__ = ["MixedOp", "PathSample", "Supernet", "LatencyModel"]
@@ -94,7 +94,7 @@ class Supernet(nn.Module):
         self.stem = view.stem.build()
         self.layers = nn.ModuleList(MixedOp(layer.configs) for layer in view.layers)
         self.head = view.head.build()
-        _init_weights(self)
+        init_weights(self)
         self.theta = nn.ParameterList(nn.Parameter(torch.zeros(len(layer))) for layer in view.layers)
 
     def arch_parameters(self) -> list[nn.Parameter]:

@@ -25,16 +25,17 @@ not shape-fixed is a ``ValueError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nas.arch import Arch, Block
 from search_spaces.fbnet import FBNetSpace
 from search_spaces.mobile import MobileSpace
 from search_spaces.registry import OpConfig
-from search_spaces.space import Point, SearchSpace
+from search_spaces.space import Choice, Point, SearchSpace
 
-__all__ = ["SearchedLayer", "LayerwiseView", "layerwise_view", "supported_spaces"]
+__all__ = ["SearchedLayer", "LayerwiseView", "ViewSpace", "layerwise_view", "supported_spaces"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,25 @@ class LayerwiseView:
     def arch(self, indices: Sequence[int]) -> Arch:
         """The architecture whose layer ``l`` takes candidate ``indices[l]``."""
         return self.space.decode(self.point(indices))
+
+    def indices(self, arch: Arch) -> tuple[int, ...]:
+        """The candidate index of every layer of ``arch``; ``ValueError`` naming the first choice
+        where ``arch`` leaves the view (a depth, width or stem the supernet fixes otherwise)."""
+        point = self.space.encode(arch)
+        searched = {layer.position for layer in self.layers}
+        for i, (got, want) in enumerate(zip(point, self.base, strict=True)):
+            if i not in searched and got != want and self.space.active(point)[i]:
+                c = self.space.choices[i]
+                raise ValueError(f"{self.space.name}: {c.where} is {c.labels[got]!r}, the supernet fixes "
+                                 f"{c.labels[want]!r} ({self.coverage})")
+        out = []
+        for layer in self.layers:
+            if point[layer.position] not in layer.options:
+                label = self.space.choices[layer.position].labels[point[layer.position]]
+                raise ValueError(f"{self.space.name}: {layer.choice} is {label!r}, not one of the supernet's "
+                                 f"candidates ({', '.join(layer.labels)})")
+            out.append(layer.options.index(point[layer.position]))
+        return tuple(out)
 
 
 def _build_view(space: SearchSpace, base: Point, choices: Sequence[str], options: Sequence[Sequence[int]],
@@ -201,3 +221,35 @@ def layerwise_view(space: SearchSpace) -> LayerwiseView:
         raise ValueError(f"a supernet needs a layer-wise space ({', '.join(supported_spaces())}); "
                          f"got {space.name!r}")
     return make(space)
+
+
+class ViewSpace(SearchSpace):
+    """The part of a space that a supernet holds, as a search space of its own: one choice per
+    searched layer (the parent's name and labels, its core candidates), everything else fixed at
+    the view's base. A search scored by a supernet proposes exactly the networks it can score."""
+
+    def __init__(self, view: LayerwiseView):
+        self.view = view
+        self.name = f"{view.space.name}-supernet"
+        self.summary = f"the supernet's part of {view.space.name}: {view.coverage}"
+        self.paper = view.space.paper
+        super().__init__([Choice(layer.choice, tuple(layer.options), labels=layer.labels,
+                                 doc=view.space.choice(layer.choice).doc) for layer in view.layers])
+
+    def _decode(self, values: Mapping[str, Any]) -> Arch:
+        point = list(self.view.base)
+        for layer in self.view.layers:
+            point[layer.position] = values[layer.choice]
+        return self.view.space.decode(point)
+
+    def _encode(self, arch: Arch) -> Mapping[str, int]:
+        return {layer.choice: k for layer, k in zip(self.view.layers, self.view.indices(arch), strict=True)}
+
+    def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
+        configs = {self.view.stem, self.view.head, *(c for layer in self.view.layers for c in layer.configs)}
+        return sorted(configs, key=lambda c: c.key())
+
+    def skeleton(self) -> list[str]:
+        return [f"stem {self.view.stem.key()}", *(f"{layer.choice}: {len(layer)} candidates, "
+                                                   f"{layer.in_chs}x{layer.in_size} -> {layer.out_chs}x{layer.out_size}"
+                                                   for layer in self.view.layers), f"head {self.view.head.key()}"]

@@ -1,0 +1,51 @@
+"""``nas supernet train``: train a weight-sharing supernet of a layer-wise space once, then score
+any number of searches' candidates by their inherited weights (``nas search --evaluator supernet
+--supernet DIR``): other latency targets and other latency tables (other devices) reuse it.
+
+The run directory is a ``nas train`` one (:class:`~nas.train.job.TrainRun`: atomic checkpoint per
+epoch, resumable with the same result, refuses other settings) holding the supernet's weights in
+``weights.pt``; its ``config.json`` says which space, resolution and classes the supernet covers,
+and :func:`evaluators.supernet.load_supernet` refuses a search of another one, naming both sides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evaluators.supernet import OneShotSupernet, sandwich_loss, supernet_view
+from evaluators.training.plan import plan_for
+from evaluators.training.recipe import TrainConfig
+from nas.train.data import open_data
+from nas.train.job import TrainRun
+
+__all__ = ["train_supernet"]
+
+
+def train_supernet(space: str, resolution: int, data: str, out: str | Path, recipe: TrainConfig, *,
+                   num_classes: int = 10, sandwich: bool = True, randoms: int = 2, distill: bool = True,
+                   device: str = "cpu", precision: str = "auto", memory_format: str = "auto", compile: bool = False,
+                   threads: int | None = None, workers: int = 2, train_per_class: int | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Train the supernet of ``space`` at ``resolution`` on ``data`` into ``out``; the summary.
+
+    Each step runs one uniformly drawn path (SPOS) or, with ``sandwich``, the largest, the smallest
+    and ``randoms`` random paths, the smaller ones learning from the largest (``distill``)."""
+    if isinstance(randoms, bool) or not isinstance(randoms, int) or randoms < 0:
+        raise ValueError(f"--randoms must be an integer >= 0, got {randoms!r}")
+    view = supernet_view(space, resolution, num_classes)
+    plan = plan_for(device, precision=precision, memory_format=memory_format, compile=compile, threads=threads)
+    source = open_data(data, view.arch([0] * len(view.layers)), recipe, device=plan.device, workers=workers,
+                       train_per_class=train_per_class, progress=progress)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        supernet = OneShotSupernet(view)
+    identity = {"space": space, "resolution": resolution, "num_classes": num_classes, "coverage": view.coverage,
+                "sandwich": sandwich, "randoms": randoms if sandwich else 0, "distill": distill and sandwich}
+    loss = sandwich_loss(supernet, randoms=randoms, distill=distill, label_smoothing=recipe.label_smoothing) \
+        if sandwich else None
+    run = TrainRun(out, None, supernet, source, recipe, plan, identity_extra={"supernet": identity},
+                   progress=progress, label=f"supernet {space}@{resolution}", evaluate=False, step_loss=loss)
+    return run.run()

@@ -1,0 +1,108 @@
+"""The one-shot supernet: inherited weights are the supernet's slices, BN re-calibration touches
+only BN statistics, the sandwich rule trains through the shared Trainer, and the evaluator is
+deterministic and refuses candidates outside the supernet's part of the space."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evaluators import TrainConfig, synthetic
+from evaluators.supernet import OneShotSupernet, SupernetAccuracy, recalibrate_bn, sandwich_loss
+from evaluators.training.engine import Trainer
+from evaluators.training.plan import plan_for
+from evaluators.training.sources import InMemoryBatches
+from search_spaces.layerwise import ViewSpace, layerwise_view
+from search_spaces.spaces import get_space
+
+VIEW = layerwise_view(get_space("fbnet", resolution=32, num_classes=4))
+
+
+@pytest.fixture(scope="module")
+def supernet() -> OneShotSupernet:
+    torch.manual_seed(0)
+    return OneShotSupernet(VIEW)
+
+
+def test_inherited_network_is_the_supernet_path(supernet: OneShotSupernet) -> None:
+    path = supernet.random_path(torch.Generator().manual_seed(1))
+    net = supernet.subnet(path)
+    assert net.arch == VIEW.arch(path)
+    x = torch.randn(2, 3, 32, 32)
+    supernet.eval()
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), supernet.use(path)(x), atol=1e-5)
+    supernet.use(None)
+    for k, v in net.state_dict().items():  # every tensor is a slice of the supernet's
+        i = int(k.split(".")[1]) if k.startswith("blocks.") else None
+        src = k if i is None else f"layers.{i}.{path[i]}." + k.split(".", 2)[2]
+        assert torch.equal(v, supernet.state_dict()[src]), k
+    assert supernet.largest_path() != supernet.smallest_path()
+
+
+def test_bn_recalibration_changes_only_bn_statistics(supernet: OneShotSupernet) -> None:
+    net = supernet.subnet(supernet.smallest_path())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    recalibrate_bn(net, [torch.randn(8, 3, 32, 32) * 2 + 1 for _ in range(3)])
+    after = net.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in changed)
+    assert not net.training
+
+
+def test_sandwich_training_and_deterministic_evaluator() -> None:
+    torch.manual_seed(0)
+    sn = OneShotSupernet(VIEW)
+    data = synthetic(num_classes=4, resolution=32, train_per_class=16, test_per_class=8)
+    before = {k: v.clone() for k, v in sn.state_dict().items()}
+    trainer = Trainer(sn, InMemoryBatches(data), TrainConfig(steps=2, batch_size=16), plan_for("cpu", threads=1),
+                      step_loss=sandwich_loss(sn, randoms=1))
+    trainer.fit(evaluate="none")
+    big, small = sn.largest_path(), sn.smallest_path()
+    after = sn.state_dict()
+    for path in (big, small):  # both ends of the sandwich were trained
+        keys = [k for i, c in enumerate(path) for k in after if k.startswith(f"layers.{i}.{c}.")]
+        assert keys and any(not torch.equal(before[k], after[k]) for k in keys)
+    ev = SupernetAccuracy(sn, data, identity={"space": "fbnet"}, bn_batches=2, batch_size=16, seed=3, threads=1)
+    arch = ViewSpace(VIEW).sample(5)
+    a, b = ev(arch), ev(arch)
+    assert a.ok and a.metrics == b.metrics and 0 <= a["top1"] <= 100
+    with pytest.raises(ValueError):
+        ev(get_space("mobile", resolution=32, num_classes=4).sample(0))  # outside the supernet's space
+
+
+def test_view_space_is_the_supernets_part_of_mobile() -> None:
+    space = get_space("mobile", resolution=32, num_classes=10)
+    view_space = ViewSpace(layerwise_view(space))
+    arch = view_space.sample(0)
+    assert view_space.decode(view_space.encode(arch)) == arch and space.encode(arch)  # a point of both
+    with pytest.raises(ValueError, match="the supernet fixes"):
+        view_space.encode(space.sample(3))
+
+
+def test_train_once_then_search_by_inherited_weights(tmp_path, capsys) -> None:
+    import json
+
+    from nas.cli import main
+    from test_search_runner import fake_table
+
+    table = fake_table(tmp_path / "fbnet32.json")
+    sn_dir = tmp_path / "supernet"
+    assert main(["supernet", "train", "--space", "fbnet", "--resolution", "32", "--data", "synthetic",
+                 "--train-per-class", "8", "--epochs", "1", "--batch-size", "40", "--randoms", "1",
+                 "--threads", "1", "--out", str(sn_dir), "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["complete"] and (sn_dir / "weights.pt").is_file() and summary["final"]["train_loss"] > 0
+    search = ["search", "--space", "fbnet", "--resolution", "32", "--strategy", "evolution", "--population", "4",
+              "--sample-size", "2", "--latency-table", str(table), "--evaluator", "supernet", "--supernet",
+              str(sn_dir), "--data", "synthetic", "--max-latency-ms", "50", "--no-zoo", "--quiet",
+              "--threads", "1", "--out", str(tmp_path / "run"), "--json"]
+    assert main([*search, "--budget", "3"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["evaluated"] == 3 and "top1" in first["best"]["metrics"]
+    assert main([*search, "--budget", "5"]) == 0  # resumed: three reused, two new
+    assert json.loads(capsys.readouterr().out)["evaluated"] == 5
+    # a supernet of another task is refused before the search starts, naming both sides
+    other = [a if a != "32" else "64" for a in search]
+    assert main([*other, "--budget", "1", "--out", str(tmp_path / "r2")]) == 2
+    assert "resolution 32 (supernet) vs 64 (search)" in capsys.readouterr().err
