@@ -113,7 +113,7 @@ class TrainedAccuracy(BaseEvaluator):
     def plan(self) -> ExecutionPlan:
         """The execution plan on this machine (``ValueError`` if the device is not here)."""
         return plan_for(self.device, precision=self.precision, memory_format=self.memory_format,
-                        threads=self.threads)
+                        threads=self.threads, resolution=self.data.resolution)
 
     def config(self) -> dict[str, Any]:
         return {"data": self.data.describe(), "train": self.train_config.to_dict(), "device": self.device.type,

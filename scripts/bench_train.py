@@ -10,8 +10,9 @@ run, on the same data and batch size:
   memory_format="contiguous")`` on :class:`~evaluators.training.sources.InMemoryBatches` (its
   per-step crop/flip augmentation, normalisation and LR schedule included): the overhead of our
   loop over ``plain`` on the same numerics path (``ours fp32 / plain`` should be >= 0.95);
-- ``ours auto``: ``plan_for(device)``, the automatic fast path (CPU: fp32 + channels_last; CUDA:
-  mixed precision + channels_last): ``auto / ours fp32`` is its speed-up;
+- ``ours auto``: ``plan_for(device, resolution=...)``, the automatic fast path (CPU: channels_last,
+  bf16 at >= 128 px where the CPU has native bf16, else fp32; CUDA: mixed precision +
+  channels_last): ``auto / ours fp32`` is its speed-up;
 - ``ours bf16`` (CPU, or a GPU that has bf16) and ``ours fp16`` (GPU only): informational;
 - ``ours compile`` (``--compile``): the auto plan with ``torch.compile``; its compile time (the
   warm-up) is reported apart from its steady-state throughput, with the steps it needs to pay for
@@ -248,13 +249,15 @@ class OursLoop:
         return seconds
 
 
-def variants(device: torch.device, threads: int, compile_: bool) -> tuple[dict[str, ExecutionPlan | None],
-                                                                          dict[str, str]]:
-    """The measured variants (``None``: the plain loop) and the skipped ones with the reason."""
+def variants(device: torch.device, threads: int, compile_: bool,
+             resolution: int) -> tuple[dict[str, ExecutionPlan | None], dict[str, str]]:
+    """The measured variants of a network at ``resolution`` (``None``: the plain loop) and the
+    skipped ones with the reason. ``ours bf16`` is measured even where the automatic plan is bf16
+    (then the two columns are the same plan, timed twice: a view of the noise)."""
     out: dict[str, ExecutionPlan | None] = {PLAIN: None,
                                             "ours fp32": plan_for(device, precision="fp32",
                                                                   memory_format="contiguous", threads=threads),
-                                            "ours auto": plan_for(device, threads=threads)}
+                                            "ours auto": plan_for(device, threads=threads, resolution=resolution)}
     skipped: dict[str, str] = {}
     for precision in ("bf16", "fp16"):
         name = f"ours {precision}"
@@ -264,13 +267,9 @@ def variants(device: torch.device, threads: int, compile_: bool) -> tuple[dict[s
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             skipped[name] = "this GPU has no bf16"
             continue
-        plan = plan_for(device, precision=precision, memory_format="channels_last", threads=threads)
-        if plan == out["ours auto"]:
-            skipped[name] = "same plan as ours auto"
-            continue
-        out[name] = plan
+        out[name] = plan_for(device, precision=precision, memory_format="channels_last", threads=threads)
     if compile_:
-        out["ours compile"] = plan_for(device, compile=True, threads=threads)
+        out["ours compile"] = plan_for(device, compile=True, threads=threads, resolution=resolution)
     return out, skipped
 
 
@@ -351,7 +350,7 @@ def nets_from_args(args: argparse.Namespace, p: argparse.ArgumentParser) -> list
 
 def throughput(nets: list[Net], args: argparse.Namespace, device: torch.device, cache: ResultCache,
                info: dict[str, Any]) -> dict[str, Any]:
-    plans, skipped = variants(device, args.threads, args.compile)
+    plans, skipped = variants(device, args.threads, args.compile, 32)
     rows = []
     units = len(plans) * (1 + args.repeats)
     todo: list[tuple[int, Net, dict[str, Any]]] = []
@@ -370,7 +369,9 @@ def throughput(nets: list[Net], args: argparse.Namespace, device: torch.device, 
             rows.append({})
     with tqdm(total=units * len(todo), desc="throughput", unit="run") as bar:
         for i, net, key in todo:
-            res = measure_net(net, plans, args, device, bar)
+            res = measure_net(net, variants(device, args.threads, args.compile, net.arch.resolution)[0], args,
+                              device, bar)
+            res["auto_plan"] = plan_for(device, threads=args.threads, resolution=net.arch.resolution).describe()
             res["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             cache.put(key, res)
             rows[i] = {**res, "cached": False}
@@ -399,7 +400,7 @@ def accuracy(args: argparse.Namespace, device: torch.device, cache: ResultCache)
     arch = zoo.get(args.acc_net).replace(resolution=data.resolution, num_classes=data.num_classes)
     check_compatible(arch, data)
     plans = {"fp32 contiguous": plan_for(device, precision="fp32", memory_format="contiguous", threads=args.threads),
-             "auto": plan_for(device, threads=args.threads)}
+             "auto": plan_for(device, threads=args.threads, resolution=arch.resolution)}
     if args.bf16_acc:
         bf16 = plan_for(device, precision="bf16", memory_format="channels_last", threads=args.threads)
         if bf16 not in plans.values():
@@ -487,15 +488,17 @@ def markdown(report: dict[str, Any]) -> str:
                   "normalisation to the plan's memory format, forward under the plan's autocast, cross-entropy, "
                   "the finiteness check of the loss, `zero_grad`, backward through the gradient scaler, SGD step, "
                   "LR-schedule step.", ""]
-        head = "| net | px | batch | " + " | ".join(names) + " |"
-        lines += [head, "|---|---:|---:|" + "---:|" * len(names)]
+        head = "| net | px | batch | auto plan | " + " | ".join(names) + " |"
+        lines += [head, "|---|---:|---:|---|" + "---:|" * len(names)]
         for r in tp["rows"]:
             cells = []
             for n in names:
                 v = r["variants"].get(n)
                 cells.append(f"{v['median_images_per_s']:.1f} [{min(v['images_per_s']):.1f}-"
                              f"{max(v['images_per_s']):.1f}]" if v else f"failed: {r['failed'].get(n, '-')}")
-            lines.append(f"| {r['net']} | {r['resolution']} | {r['batch_size']} | " + " | ".join(cells) + " |")
+            auto = r.get("auto_plan") or {}
+            plan = f"{auto.get('precision', '?')} {auto.get('memory_format', '?')}"
+            lines.append(f"| {r['net']} | {r['resolution']} | {r['batch_size']} | {plan} | " + " | ".join(cells) + " |")
         ratio_names = [f"{a} / {b}" for a, b in RATIOS if a in names and b in names]
         lines += ["", "Ratios of the medians (`ours fp32 / plain`: the overhead of our loop, >= 0.95 wanted; "
                   "`ours auto / ours fp32`: the speed-up of the automatic fast path):", "",

@@ -83,8 +83,9 @@ def test_view_space_is_the_supernets_part_of_mobile() -> None:
 def test_train_once_then_search_by_inherited_weights(tmp_path, capsys) -> None:
     import json
 
-    from nas.cli import main
     from test_search_runner import fake_table
+
+    from nas.cli import main
 
     table = fake_table(tmp_path / "fbnet32.json")
     sn_dir = tmp_path / "supernet"

@@ -269,3 +269,19 @@ def test_help_states_the_recipe(capsys: pytest.CaptureFixture[str]) -> None:
     for needle in ("--init", "--freeze", "--num-classes", "--ema-decay", "--augment", "--device", "--precision",
                    "--stream", "Nesterov", "cosine", "label smoothing"):
         assert needle in text, needle
+
+
+def test_automatic_plan_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    import evaluators.training.plan as plan_mod
+
+    monkeypatch.setattr(plan_mod, "cpu_has_native_bf16", lambda: True)
+    assert plan_for("cpu", resolution=224).describe() == {"device": "cpu", "precision": "bf16",
+                                                          "memory_format": "channels_last", "compile": False}
+    assert plan_for("cpu", resolution=32).precision == "fp32"  # bf16 measured slower at CIFAR sizes
+    assert plan_for("cpu").precision == "fp32"
+    assert plan_for("cpu", resolution=224, precision="fp32", memory_format="contiguous").describe()["precision"] \
+        == "fp32"
+    monkeypatch.setattr(plan_mod, "cpu_has_native_bf16", lambda: False)
+    assert plan_for("cpu", resolution=224).precision == "fp32"  # emulated bf16 is slower everywhere
+    with pytest.raises(ValueError, match="precision must be one of"):
+        plan_for("cpu", precision="int8")

@@ -54,8 +54,9 @@ class Diverged(RuntimeError):
 
 @dataclass
 class EpochRecord:
-    """What one epoch did: steps, mean training loss, learning rate at its end, wall time, training
-    throughput, and the test metrics (``top1``, ``top5`` in percent, ``loss``) if evaluated."""
+    """What one epoch did: steps, mean training loss, learning rate at its end, wall time of the
+    training steps, training throughput, and the test metrics (``top1``, ``top5`` in percent,
+    ``loss``, and the evaluation's ``seconds``) if evaluated."""
 
     epoch: int
     steps: int
@@ -276,7 +277,9 @@ class Trainer:
                     bar.set_description(f"{self.desc} epoch {epoch + 1}/{self.epochs}")
                     record = self.train_epoch(epoch, bar)
                     if evaluate == "each" or (evaluate == "last" and epoch == self.epochs - 1):
+                        start = time.perf_counter()
                         record.test = self.evaluate()
+                        record.test["seconds"] = round(time.perf_counter() - start, 3)
                     records.append(record)
                     if on_epoch is not None:
                         on_epoch(record)

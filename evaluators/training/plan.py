@@ -6,10 +6,12 @@ could differ between a run and its resumption):
 
 - CUDA: automatic mixed precision (bf16 where the GPU supports it, else fp16 with a gradient
   scaler) and ``channels_last`` (Tensor-Core convolutions want NHWC).
-- CPU: fp32 and ``channels_last``. oneDNN's NHWC convolutions train the CIFAR fixed points 2-7x
-  faster than NCHW on this project's 2-core EPYC; bf16 autocast, even on this CPU with native
-  AVX512-BF16, is slower than fp32 ``channels_last`` (``docs/bench_train.md``), so it is an
-  explicit choice (``precision="bf16"``), never the automatic one.
+- CPU: ``channels_last`` (oneDNN's NHWC convolutions: 1.4-2.0x per training step over NCHW on this
+  project's 2-core EPYC, ``docs/bench_train.md``), and bf16 autocast only where it measurably pays:
+  on a CPU with native bf16 (AVX512-BF16 or AMX) for networks at ImageNet-like input sizes
+  (``resolution >= 128``; MobileNetV2 at 224 px trained 2-4x faster in bf16), never at CIFAR sizes,
+  where bf16 was slower than fp32 ``channels_last`` on the same CPU. Without native bf16 it is
+  emulated and slower everywhere.
 - MPS: fp32, contiguous (autocast support there is partial).
 - ``torch.compile`` only when asked: on a 2-core CPU its compile time (minutes) does not pay for
   itself within the runs this project makes (``docs/bench_train.md``).
@@ -19,18 +21,41 @@ could differ between a run and its resumption):
 
 from __future__ import annotations
 
+import functools
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from evaluators.runtime import check_threads, resolve_device
 
-__all__ = ["PRECISIONS", "MEMORY_FORMATS", "ExecutionPlan", "plan_for"]
+__all__ = ["PRECISIONS", "MEMORY_FORMATS", "BF16_MIN_RESOLUTION", "ExecutionPlan", "plan_for", "cpu_has_native_bf16"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+BF16_MIN_RESOLUTION = 128
+"""Smallest input size at which the automatic CPU plan uses bf16 (where the CPU has it natively)."""
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU executes bf16 natively (x86 ``avx512_bf16`` or ``amx_bf16``; read from
+    ``/proc/cpuinfo`` on Linux). Elsewhere bf16 math is emulated and slower than fp32."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return bool(set(line.split(":", 1)[-1].split()) & {"avx512_bf16", "amx_bf16"})
+    return False
 
 
 @dataclass(frozen=True)
@@ -69,8 +94,9 @@ class ExecutionPlan:
 
 
 def plan_for(device: str | torch.device = "cpu", *, precision: str = "auto", memory_format: str = "auto",
-             compile: bool = False, threads: int | None = None) -> ExecutionPlan:
-    """Resolve the choices into an :class:`ExecutionPlan` (``ValueError`` naming the bad one)."""
+             compile: bool = False, threads: int | None = None, resolution: int | None = None) -> ExecutionPlan:
+    """Resolve the choices into an :class:`ExecutionPlan` (``ValueError`` naming the bad one);
+    ``resolution`` (the network's input size) informs the automatic CPU precision."""
     dev = resolve_device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -82,6 +108,9 @@ def plan_for(device: str | torch.device = "cpu", *, precision: str = "auto", mem
     if precision == "auto":
         if dev.type == "cuda":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif dev.type == "cpu" and resolution is not None and resolution >= BF16_MIN_RESOLUTION \
+                and cpu_has_native_bf16():
+            precision = "bf16"
         else:
             precision = "fp32"
     if precision == "fp16" and dev.type == "cpu":

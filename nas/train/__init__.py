@@ -65,7 +65,8 @@ def train(arch_spec: str | Arch, data: str, out: str | Path, recipe: TrainConfig
         arch = arch.replace(num_classes=num_classes)
     if workers < 0:
         raise ValueError(f"--workers must be >= 0, got {workers}")
-    plan = plan_for(device, precision=precision, memory_format=memory_format, compile=compile, threads=threads)
+    plan = plan_for(device, precision=precision, memory_format=memory_format, compile=compile, threads=threads,
+                    resolution=arch.resolution)
     source = open_data(data, arch, recipe, device=plan.device, stream=stream, workers=workers,
                        train_per_class=train_per_class, test_per_class=test_per_class, progress=progress)
     model, init_id = initial_model(arch, recipe.seed, init=init, reset_classifier=num_classes is not None)

@@ -36,7 +36,8 @@ def train_supernet(space: str, resolution: int, data: str, out: str | Path, reci
     if isinstance(randoms, bool) or not isinstance(randoms, int) or randoms < 0:
         raise ValueError(f"--randoms must be an integer >= 0, got {randoms!r}")
     view = supernet_view(space, resolution, num_classes)
-    plan = plan_for(device, precision=precision, memory_format=memory_format, compile=compile, threads=threads)
+    plan = plan_for(device, precision=precision, memory_format=memory_format, compile=compile, threads=threads,
+                    resolution=resolution)
     source = open_data(data, view.arch([0] * len(view.layers)), recipe, device=plan.device, workers=workers,
                        train_per_class=train_per_class, progress=progress)
     with torch.random.fork_rng(devices=[]):
