@@ -5,8 +5,10 @@ with its reason); evaluators compose (:class:`Composite`) and are cached on disk
 architecture hash plus their configuration (:class:`Cached`, :class:`JsonCache`).
 
 Shipped: :class:`ComplexityEvaluator` (params, MACs), :class:`MeasuredLatency` and
-:class:`TableLatency`, :class:`TrainedAccuracy` (short training on a :class:`Dataset`) and
-:class:`ZeroCostProxies` (synflow, NASWOT, grad-norm, SNIP). Example::
+:class:`TableLatency`, :class:`TrainedAccuracy` (short training on a :class:`Dataset`, the loop of
+``nas train``: :mod:`evaluators.training`), :class:`SupernetAccuracy` (inherited weights of a
+one-shot supernet), :class:`PredictedAccuracy` (an accuracy predictor fitted on
+:class:`TrainedNets`) and :class:`ZeroCostProxies` (synflow, NASWOT, grad-norm, SNIP). Example::
 
     from evaluators import (ComplexityEvaluator, Composite, JsonCache, TableLatency, TrainConfig,
                             TrainedAccuracy, load_dataset)
@@ -23,8 +25,11 @@ from evaluators.cache import Cached, JsonCache, ResultCache
 from evaluators.complexity import ComplexityEvaluator
 from evaluators.datasets import Dataset, ImageSet, extract_archive, load_dataset, synthetic
 from evaluators.latency import MeasuredLatency, TableLatency
+from evaluators.predictor import PredictedAccuracy, Predictor, fit_predictor
 from evaluators.proxies import ZeroCostProxies, kendall_tau
+from evaluators.supernet import OneShotSupernet, SupernetAccuracy
 from evaluators.train import TrainConfig, TrainedAccuracy
+from evaluators.trained_nets import TrainedNet, TrainedNets
 
 __all__ = [
     "BaseEvaluator",
@@ -38,13 +43,20 @@ __all__ = [
     "JsonCache",
     "MeasuredLatency",
     "Metric",
+    "OneShotSupernet",
+    "PredictedAccuracy",
+    "Predictor",
     "Result",
     "ResultCache",
+    "SupernetAccuracy",
     "TableLatency",
     "TrainConfig",
     "TrainedAccuracy",
+    "TrainedNet",
+    "TrainedNets",
     "ZeroCostProxies",
     "extract_archive",
+    "fit_predictor",
     "kendall_tau",
     "load_dataset",
     "synthetic",

@@ -31,7 +31,7 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def render(run: Path, command: str, curve_name: str) -> str:
+def render(run: Path, command: str, curve_name: str, title: str | None = None, note: str | None = None) -> str:
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     rows, summary = metrics["epochs"], metrics["summary"]
@@ -41,8 +41,9 @@ def render(run: Path, command: str, curve_name: str) -> str:
         "(re-run the command to continue; it resumes after the last finished epoch)"
     final, best = summary["final"], summary["best"]
     lines = [
-        f"# `nas train` on {data.get('classes')} classes: {summary.get('label') or summary['arch_hash']}", "",
+        f"# {title or 'nas train: ' + (summary.get('label') or summary['arch_hash'])}", "",
         f"Status: {status}.", "",
+        *([note, ""] if note else []),
         f"Command: `{command}`", "",
         f"Machine: {_cpu()}, {torch.get_num_threads()} torch threads available here, torch {torch.__version__}; "
         f"plan {config['plan']}.", "",
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="nas train run directory")
     p.add_argument("--command", required=True, help="the nas train command that made (and resumes) the run")
     p.add_argument("--out", type=Path, required=True, help="markdown file to write (the curve goes beside it)")
+    p.add_argument("--title", help="page title (default: the run's architecture hash)")
+    p.add_argument("--note", help="a paragraph on how the run went (interruptions, machine load)")
     args = p.parse_args(argv)
     if not (args.run / "metrics.json").is_file():
         print(f"report_train_run: error: {args.run}: no metrics.json (not a nas train run with a finished epoch)",
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     curve = args.out.with_suffix(".png")
     shutil.copyfile(args.run / "curve.png", curve)
-    atomic_write_text(args.out, render(args.run, args.command, curve.name))
+    atomic_write_text(args.out, render(args.run, args.command, curve.name, args.title, args.note))
     print(json.dumps({"out": str(args.out), "curve": str(curve)}))
     return 0
 

@@ -6,15 +6,16 @@ could differ between a run and its resumption):
 
 - CUDA: automatic mixed precision (bf16 where the GPU supports it, else fp16 with a gradient
   scaler) and ``channels_last`` (Tensor-Core convolutions want NHWC).
-- CPU: ``channels_last`` (oneDNN's NHWC convolutions: 1.4-2.0x per training step over NCHW on this
-  project's 2-core EPYC, ``docs/bench_train.md``), and bf16 autocast only where it measurably pays:
-  on a CPU with native bf16 (AVX512-BF16 or AMX) for networks at ImageNet-like input sizes
-  (``resolution >= 128``; MobileNetV2 at 224 px trained 2-4x faster in bf16), never at CIFAR sizes,
-  where bf16 was slower than fp32 ``channels_last`` on the same CPU. Without native bf16 it is
-  emulated and slower everywhere.
+- CPU: ``channels_last`` (oneDNN's NHWC convolutions: 1.16-1.68x per training step over NCHW for
+  the CIFAR fixed points on this project's 2-core EPYC, ``docs/bench_train.md``), and bf16 autocast
+  only where it measurably pays: on a CPU with native bf16 (AVX512-BF16 or AMX) for networks at
+  ImageNet-like input sizes (``resolution >= 128``: MobileNetV2 at 224 px trains 2.7x faster than
+  in fp32 there), never at CIFAR sizes, where bf16 was slower than fp32 ``channels_last`` on the
+  same CPU (0.70-0.90x). Without native bf16 it is emulated and slower everywhere.
 - MPS: fp32, contiguous (autocast support there is partial).
-- ``torch.compile`` only when asked: on a 2-core CPU its compile time (minutes) does not pay for
-  itself within the runs this project makes (``docs/bench_train.md``).
+- ``torch.compile`` only when asked: its compile time is paid at the start of every run, and
+  whether a run is long enough to earn it back depends on the network and the device;
+  ``scripts/bench_train.py --compile`` measures the break-even (not yet run on this CPU).
 
 ``precision="fp32"`` forces full precision and ``memory_format="contiguous"`` plain NCHW.
 """

@@ -14,7 +14,8 @@ last finished epoch and ends with the same weights.
 Fine-tuning: --init WEIGHTS loads a litenas weights file; --num-classes N gives a new classifier
 for N classes; --freeze features trains the classifier only; --backbone-lr-scale 0.1 trains the
 rest ten times slower. Execution: --device cpu|cuda|cuda:N|mps; --precision auto picks bf16/fp16
-autocast on GPUs and bf16 on CPUs with native bf16, --memory-format auto picks channels_last
+autocast on GPUs and bf16 on CPUs with native bf16 for >= 128 px networks, --memory-format auto
+picks channels_last
 (--precision fp32 --memory-format contiguous force the plain path).
 """
 
@@ -89,10 +90,12 @@ def add_execution_flags(p: argparse.ArgumentParser) -> None:
     run = p.add_argument_group("execution (may change between a run and its resumption)")
     run.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | mps (default: cpu)")
     run.add_argument("--precision", default="auto", choices=PRECISIONS,
-                     help="autocast dtype (default auto: bf16/fp16 on GPUs, fp32 on CPUs)")
+                     help="autocast dtype (default auto: bf16/fp16 on GPUs; on CPUs bf16 for >= 128 px networks where the "
+                          "CPU has native bf16, else fp32)")
     run.add_argument("--memory-format", default="auto", choices=MEMORY_FORMATS,
                      help="tensor layout (default auto: channels_last on CPU and CUDA)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the network (pays off on long GPU runs)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the network (compile time is paid up front; scripts/bench_train.py --compile "
+                          "measures the break-even)")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
 
 
