@@ -49,6 +49,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "ImageSet",
     "Dataset",
+    "Holdout",
     "default_cache_dir",
     "load_image_folder",
     "load_cifar",
@@ -164,6 +165,31 @@ class Dataset:
         held = _per_class_index(self.train.labels, self.num_classes, per_class, seed, "train")
         rest = np.setdiff1d(np.arange(len(self.train)), held)
         return Dataset(f"{self.name}-holdout", self.classes, self.train.take(rest), self.train.take(held))
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Which training images a search ranks candidates on: ``per_class`` images of each class,
+    drawn with ``seed`` (``None``: a tenth of the smallest class). What trains before the search
+    (a supernet) holds out the same images, so the ranking never scores on images it learned."""
+
+    per_class: int | None = None
+    seed: int = 0
+
+    def resolve(self, data: Dataset) -> Holdout:
+        """This hold-out with ``per_class`` fixed for ``data``."""
+        if self.per_class is not None:
+            return self
+        smallest = int(np.bincount(data.train.labels, minlength=data.num_classes).min())
+        return Holdout(max(1, smallest // 10), self.seed)
+
+    def apply(self, data: Dataset) -> Dataset:
+        """``data`` with the held-out images as its test split (the rest train)."""
+        resolved = self.resolve(data)
+        return data.holdout(resolved.per_class, seed=resolved.seed)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"per_class": self.per_class, "seed": self.seed}
 
 
 def _per_class_index(labels: np.ndarray, num_classes: int, per_class: int, seed: int, split: str) -> np.ndarray:

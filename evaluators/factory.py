@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from evaluators.base import Evaluator
-from evaluators.datasets import Dataset, load_dataset, synthetic
+from evaluators.datasets import Dataset, Holdout, load_dataset, synthetic
 from evaluators.predictor import PredictedAccuracy, Predictor
 from evaluators.proxies import ZeroCostProxies
 from evaluators.runtime import resolve_device
-from evaluators.supernet import SupernetAccuracy, load_supernet
+from evaluators.supernet import SupernetAccuracy, load_supernet, supernet_holdout
 from evaluators.train import TrainConfig, TrainedAccuracy
 from search_spaces.spaces import get_space
 
@@ -27,9 +25,10 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
     Fashion-MNIST).
 
     From a real dataset the search ranks candidates on ``test_per_class`` images per class split
-    off its *training* set (default: a tenth of the smallest class), training on
+    off its *training* set (``None``: a tenth of the smallest class), training on
     ``train_per_class`` of the rest: selecting on the test set would make the test accuracy of
-    what the search finds an optimistic, selected figure.
+    what the search finds an optimistic, selected figure. With the supernet evaluator they are
+    drawn from the images the supernet was trained without.
     """
     if config.data == "none":
         return None
@@ -37,8 +36,16 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
         return synthetic(num_classes=SYNTHETIC_CLASSES, train_per_class=64, test_per_class=16,
                          resolution=resolution, seed=config.seed)
     data = load_dataset(config.data)
-    smallest = int(np.bincount(data.train.labels, minlength=data.num_classes).min())
-    data = data.holdout(config.test_per_class or max(1, smallest // 10), seed=config.seed)
+    held = supernet_holdout(config.supernet) if config.evaluator == "supernet" else None  # type: ignore[arg-type]
+    if held is None:
+        data = Holdout(config.test_per_class, config.seed).apply(data)
+    else:  # rank on (some of) the images the supernet never trained on
+        data = held.apply(data)
+        if config.test_per_class is not None and config.test_per_class > held.per_class:  # type: ignore[operator]
+            raise ValueError(f"test_per_class: the supernet {config.supernet} held out {held.per_class} images per "
+                             f"class to rank on; {config.test_per_class} would include images it trained on")
+        if config.test_per_class is not None and config.test_per_class < held.per_class:  # type: ignore[operator]
+            data = data.subset(test_per_class=config.test_per_class, seed=config.seed)
     if config.train_per_class:
         data = data.subset(train_per_class=config.train_per_class, seed=config.seed)
     return data

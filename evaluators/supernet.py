@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.base import BaseEvaluator, Metric
-from evaluators.datasets import Dataset, normalise
+from evaluators.datasets import Dataset, Holdout, normalise
 from evaluators.runtime import check_threads, fixed_threads, resolve_device
 from evaluators.training.engine import StepLoss
 from evaluators.training.sources import epoch_generator
@@ -40,7 +40,7 @@ from search_spaces.layerwise import LayerwiseView, layerwise_view
 from search_spaces.spaces import get_space
 
 __all__ = ["OneShotSupernet", "inherited_state", "sandwich_loss", "recalibrate_bn", "SupernetAccuracy",
-           "supernet_view", "load_supernet"]
+           "supernet_view", "supernet_holdout", "load_supernet"]
 
 CandidatePath = tuple[int, ...]
 
@@ -224,16 +224,31 @@ def supernet_view(space: str, resolution: int, num_classes: int) -> LayerwiseVie
     return layerwise_view(get_space(space, resolution=resolution, num_classes=num_classes))
 
 
+def _trained_identity(run: Path) -> dict[str, Any]:
+    try:
+        identity = json.loads((run / "config.json").read_text(encoding="utf-8"))["identity"]
+        trained = identity["supernet"]
+        if trained["holdout"] is not None:
+            Holdout(**trained["holdout"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"supernet: {run} is not a `nas supernet train` directory ({exc})") from None
+    return identity
+
+
+def supernet_holdout(run_dir: str | Path) -> Holdout | None:
+    """The training images the supernet of ``run_dir`` never trained on (a search ranks on them);
+    ``None`` for a supernet trained on synthetic data."""
+    held = _trained_identity(Path(run_dir))["supernet"]["holdout"]
+    return None if held is None else Holdout(**held)
+
+
 def load_supernet(run_dir: str | Path, *, space: str, resolution: int, num_classes: int) -> tuple[OneShotSupernet,
                                                                                                    dict[str, Any]]:
     """The trained supernet of a ``nas supernet train`` directory and its identity; ``ValueError``
     naming both sides when it covers another space, resolution or class count than the search."""
     run = Path(run_dir)
-    try:
-        identity = json.loads((run / "config.json").read_text(encoding="utf-8"))["identity"]
-        trained = identity["supernet"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"supernet: {run} is not a `nas supernet train` directory ({exc})") from None
+    identity = _trained_identity(run)
+    trained = identity["supernet"]
     mine = {"space": space, "resolution": resolution, "num_classes": num_classes}
     theirs = {k: trained.get(k) for k in mine}
     if mine != theirs:

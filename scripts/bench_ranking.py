@@ -66,7 +66,10 @@ import torch
 from tqdm.auto import tqdm
 
 import latency_tables
+from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, load_dataset, synthetic
+from evaluators.factory import load_search_data, make_score_evaluator
+from evaluators.predictor import Featurizer, fit_predictor
 from evaluators.proxies import PROXIES, ZeroCostProxies, kendall_tau
 from evaluators.runtime import fixed_threads
 from evaluators.train import Diverged, train_and_evaluate
@@ -78,6 +81,7 @@ from latency_tables.table import MissingKeyError
 from nas.arch import Arch
 from nas.complexity import complexity
 from nas.io import atomic_write_json, atomic_write_text
+from nas.search.config import SearchConfig
 from search_spaces import zoo
 from search_spaces.space import SearchSpace
 from search_spaces.spaces import get_space
@@ -238,6 +242,9 @@ class Context:
     threads: int
     seed: int
     proxy_batch: int
+    data_path: str = "synthetic"
+    records: tuple[TrainedNet, ...] = ()
+    supernet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,14 +284,79 @@ def _proxy(name: str, ctx: Context) -> Estimator:
     return Estimator(score, PROXIES[name].doc, ev.config())
 
 
+def _top1_of(evaluator: Evaluator) -> Callable[[Arch], float]:
+    def score(arch: Arch) -> float:
+        res = evaluator(arch)
+        if not res.ok:
+            raise ValueError(res.reason)
+        return res["top1"]
+
+    return score
+
+
+def _as_search_scores(ctx: Context, **settings: Any) -> Evaluator:
+    """The evaluator a ``nas search`` of ``mobile``@32 on ``ctx.data_path`` with ``settings`` ranks
+    by (its defaults otherwise): the held-out split of the training set, never the test set."""
+    config = SearchConfig(space=SPACE, resolution=RESOLUTION, data=ctx.data_path, seed=ctx.seed, threads=ctx.threads,
+                          strategy="random", objective="pareto", latency_table=ctx.table,
+                          **settings)
+    return make_score_evaluator(config, load_search_data(config, RESOLUTION), RESOLUTION)
+
+
+def _supernet(ctx: Context) -> Estimator:
+    if ctx.supernet is None:
+        raise SystemExit("bench_ranking: the supernet estimator needs --supernet DIR (a `nas supernet train` run)")
+    ev = _as_search_scores(ctx, evaluator="supernet", supernet=ctx.supernet)
+    meta = json.loads((Path(ctx.supernet) / "metrics.json").read_text(encoding="utf-8"))
+    seconds = sum(e.get("train_seconds") or 0.0 for e in meta.get("epochs", []))
+    return Estimator(_top1_of(ev), f"top-1 on held-out training images with weights inherited from the supernet "
+                     f"`{ctx.supernet}` after BN re-calibration (search defaults); training it took "
+                     f"{seconds / 60:.0f} min once", {**ev.config(), "supernet_seconds": round(seconds, 1)})
+
+
+def _train_default(ctx: Context) -> Estimator:
+    ev = _as_search_scores(ctx, evaluator="train")
+    return Estimator(_top1_of(ev), "the train evaluator at a search's defaults (1 epoch on 500 images/class, top-1 on "
+                     "100 held-out images/class)", ev.config())
+
+
+def _predictor(ctx: Context, folds: int = 10) -> Estimator:
+    """Out-of-fold predictions: each network is scored by a predictor fitted (model picked by its
+    own cross-validation) on the other folds' networks only, never on itself."""
+    records = sorted(ctx.records, key=lambda r: r.arch_hash)
+    space = get_space(SPACE, resolution=RESOLUTION, num_classes=NUM_CLASSES)
+    featurize = Featurizer(space)
+    predicted: dict[str, float] = {}
+    start = time.process_time()
+    if len(records) >= max(2 * 5 + 2, folds):
+        order = np.random.default_rng(ctx.seed).permutation(len(records))
+        for k in range(folds):
+            held = set(order[k::folds].tolist())
+            fitted = fit_predictor([r for i, r in enumerate(records) if i not in held], space, seed=ctx.seed)
+            for i in held:
+                predicted[records[i].arch_hash] = float(fitted.predict(featurize(records[i].to_arch())[None])[0][0])
+    identity = {"folds": folds, "records": sorted(f"{r.arch_hash}:{r.top1}" for r in records)}
+
+    def score(arch: Arch) -> float:
+        if arch.hash() not in predicted:
+            raise ValueError(f"no out-of-fold prediction (needs >= {max(12, folds)} trained networks)")
+        return predicted[arch.hash()]
+
+    fit_s = time.process_time() - start
+    return Estimator(score, f"accuracy predictor ({folds}-fold out-of-fold: fitted without the network it scores; "
+                     f"fitting the {folds} folds took {fit_s:.0f} CPU-s)", {"predictor": identity})
+
+
 ESTIMATORS: dict[str, Callable[[Context], Estimator]] = {
     "macs": _macs,
     "params": _params,
     "neg_latency": _neg_latency,
     **{p: functools.partial(_proxy, p) for p in PROXIES},
+    "predictor": _predictor,
+    "train_default": _train_default,
+    "supernet": _supernet,
 }
-"""Estimator name -> factory building it from a :class:`Context` (a supernet or an accuracy
-predictor is one more entry)."""
+"""Estimator name -> factory building it from a :class:`Context`."""
 
 
 class ScoreCache:
@@ -581,8 +653,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="training seed, also of the proxies (default %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default %(default)s)")
     p.add_argument("--proxy-batch", type=int, default=64, help="images of the proxies' batch (default %(default)s)")
-    p.add_argument("--estimators", default=",".join(ESTIMATORS),
-                   help="comma-separated estimators to score (default: all, %(default)s)")
+    p.add_argument("--estimators", default=None,
+                   help=f"comma-separated estimators to score (default: all of {', '.join(ESTIMATORS)}; supernet "
+                        "only with --supernet)")
+    p.add_argument("--supernet", default=None, help="`nas supernet train` directory of mobile@32 (supernet estimator)")
     p.add_argument("--limit", type=int, default=None, help="train at most N new networks in this invocation")
     p.add_argument("--time-budget-s", type=float, default=None,
                    help="start no new training after this many seconds of this invocation")
@@ -600,7 +674,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--threads and --epochs must be >= 1, --proxy-batch >= 2")
     if args.limit is not None and args.limit < 0:
         p.error("--limit must be >= 0")
-    args.estimator_names = [e.strip() for e in args.estimators.split(",") if e.strip()]
+    default = [e for e in ESTIMATORS if e != "supernet" or args.supernet]
+    args.estimator_names = default if args.estimators is None else [
+        e.strip() for e in args.estimators.split(",") if e.strip()]
     unknown = [e for e in args.estimator_names if e not in ESTIMATORS]
     if unknown or not args.estimator_names:
         p.error(f"unknown estimators {unknown}; known: {', '.join(ESTIMATORS)}")
@@ -633,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         invocation.update(train_missing(plan, data, config, store, args, started))
 
-    ctx = Context(data, predictor, args.latency_table, args.threads, args.seed, args.proxy_batch)
+    ctx = Context(data, predictor, args.latency_table, args.threads, args.seed, args.proxy_batch, args.data,
+                  tuple(store.select(data_fingerprint=data.fingerprint, recipe=config.to_dict())), args.supernet)
     estimators = {name: ESTIMATORS[name](ctx) for name in args.estimator_names}
     cache = ScoreCache(args.scores)
     report = build_report(plan, data, config, store,

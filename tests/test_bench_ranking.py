@@ -143,3 +143,47 @@ def test_estimator_table_is_extensible() -> None:
     assert {"macs", "params", "neg_latency", "synflow", "naswot", "grad_norm", "snip"} <= set(br.ESTIMATORS)
     with pytest.raises(SystemExit):
         br.parse_args(["--estimators", "nope"])
+
+
+def test_predictor_estimator_scores_out_of_fold(space_and_table: tuple) -> None:
+    from evaluators.trained_nets import TrainedNet
+
+    space, predictor = space_and_table
+    sample = br.stratified_sample(space, predictor, pool=40, archs=14, seed=3, progress=False)
+    data = {"fingerprint": "f" * 16, "classes": 10}
+    # a ground truth the encoding can learn: more MACs, more accuracy
+    records = tuple(TrainedNet.of(c.arch, data, {"epochs": 1}, top1=20.0 + c.latency_ms) for c in sample.chosen)
+    ctx = br.Context(None, predictor, "mobile_32_cpu", 1, 0, 8, records=records)
+    est = br.ESTIMATORS["predictor"](ctx)
+    scores = [est.score(c.arch) for c in sample.chosen]
+    assert br._tau(list(zip(scores, [r.top1 for r in records], strict=True))) > 0.3
+    # never scored by a predictor that saw it: dropping a network changes its own score
+    fewer = br.ESTIMATORS["predictor"](br.Context(None, predictor, "mobile_32_cpu", 1, 0, 8, records=records[1:]))
+    with pytest.raises(ValueError, match="out-of-fold"):
+        fewer.score(records[0].to_arch())
+    too_few = br.ESTIMATORS["predictor"](br.Context(None, predictor, "mobile_32_cpu", 1, 0, 8, records=records[:5]))
+    with pytest.raises(ValueError, match="trained networks"):
+        too_few.score(records[0].to_arch())
+
+
+def test_supernet_and_train_estimators_score_like_a_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.cli import main
+
+    sn = tmp_path / "supernet"
+    assert main(["supernet", "train", "--space", "mobile", "--resolution", "32", "--data", "synthetic",
+                 "--train-per-class", "4", "--epochs", "1", "--batch-size", "20", "--no-sandwich", "--threads", "1",
+                 "--out", str(sn), "--quiet"]) == 0
+    capsys.readouterr()
+    report = _run(tmp_path, capsys, "--limit", "1", "--estimators", "macs,supernet,train_default",
+                  "--supernet", str(sn))
+    assert report["trained"] == 1
+    tau = json.loads((tmp_path / "report.json").read_text())["kendall_tau"]
+    assert set(tau) == {"macs", "supernet", "train_default"} and "supernet" in tau["supernet"]["doc"]
+    row = json.loads((tmp_path / "report.json").read_text())["rows"][0]
+    assert 0.0 <= row["scores"]["train_default"] <= 100.0
+    scores = json.loads((tmp_path / "scores.json").read_text())["scores"]
+    supernet = next(v for k, v in scores.items() if k.startswith("supernet/"))
+    # a network outside the supernet's part of the space gets no score, and says why
+    assert (supernet["score"] is not None and 0.0 <= supernet["score"] <= 100.0) or "supernet fixes" in supernet["error"]
+    with pytest.raises(SystemExit, match="--supernet"):
+        br.ESTIMATORS["supernet"](br.Context(None, None, "mobile_32_cpu", 1, 0, 8))

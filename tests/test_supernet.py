@@ -107,3 +107,39 @@ def test_train_once_then_search_by_inherited_weights(tmp_path, capsys) -> None:
     other = [a if a != "32" else "64" for a in search]
     assert main([*other, "--budget", "1", "--out", str(tmp_path / "r2")]) == 2
     assert "resolution 32 (supernet) vs 64 (search)" in capsys.readouterr().err
+
+
+def test_supernet_holds_out_the_images_a_search_ranks_on(tmp_path, capsys) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from test_search_runner import fake_table
+
+    from evaluators.datasets import Holdout
+    from nas.cli import main
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("test", 4)):
+        for label in ("a", "b"):
+            folder = tmp_path / "data" / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    sn_dir = tmp_path / "supernet"
+    assert main(["supernet", "train", "--space", "fbnet", "--resolution", "32", "--num-classes", "2", "--data",
+                 str(tmp_path / "data"), "--holdout-per-class", "4", "--epochs", "1", "--batch-size", "16",
+                 "--randoms", "0", "--threads", "1", "--out", str(sn_dir), "--quiet"]) == 0
+    identity = json.loads((sn_dir / "config.json").read_text())["identity"]
+    assert identity["supernet"]["holdout"] == Holdout(4, 0).to_dict()
+    assert identity["data"]["train"] == 2 * (20 - 4)  # the held-out images never trained the supernet
+    capsys.readouterr()
+    search = ["search", "--space", "fbnet", "--resolution", "32", "--strategy", "random", "--budget", "2",
+              "--latency-table", str(fake_table(tmp_path / "fbnet32.json")), "--evaluator", "supernet",
+              "--supernet", str(sn_dir), "--data", str(tmp_path / "data"), "--max-latency-ms", "50", "--no-zoo",
+              "--quiet", "--threads", "1"]
+    assert main([*search, "--test-per-class", "5", "--out", str(tmp_path / "r1")]) == 2
+    assert "held out 4 images per class" in capsys.readouterr().err
+    search += ["--test-per-class", "3", "--train-per-class", "8"]  # a part of what it held out
+    assert main([*search, "--out", str(tmp_path / "r2"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["evaluated"] == 2

@@ -35,8 +35,8 @@ _HELP = {
     "data": "'none' (data-free proxies: synflow), 'synthetic', or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
     "train_epochs": "epochs per candidate with --evaluator train",
     "train_per_class": "training images per class taken from the dataset (after the held-out split)",
-    "test_per_class": "images per class split off the training set to rank candidates (default: a tenth of "
-                      "the smallest class; the test set is never used by a search)",
+    "test_per_class": "images per class split off the training set to rank candidates (the test set is never "
+                      "used by a search; with --evaluator supernet, drawn from the images it held out)",
     "batch_size": "minibatch size (proxy batch, training batch)",
     "objective": "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency)",
     "max_latency_ms": "hard limit on predicted latency; also the reward target unless --target-latency-ms",

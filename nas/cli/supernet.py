@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--distill", action=argparse.BooleanOptionalAction, default=True,
                    help="in-place distillation from the largest path (default: on, with --sandwich)")
     t.add_argument("--train-per-class", type=int, help="train on N images per class")
+    t.add_argument("--holdout-per-class", type=int,
+                   help="images per class held out of training; searches rank on them (default: a tenth of the "
+                        "smallest class, as a search's --test-per-class)")
+    t.add_argument("--holdout-seed", type=int, default=0, help="seed of the held-out draw (default 0)")
     t.add_argument("--workers", type=int, default=2, help="data-loading processes when streaming (default: 2)")
     add_recipe_flags(t, DEFAULT_EPOCHS)
     add_execution_flags(t)
@@ -46,13 +50,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from evaluators.datasets import Holdout
     from nas.train.supernet import train_supernet
+
+    if args.holdout_per_class is not None and args.holdout_per_class < 1:
+        raise ValueError(f"--holdout-per-class must be >= 1, got {args.holdout_per_class}")
 
     summary = train_supernet(args.space, args.resolution, args.data, args.out, recipe_from_args(args),
                              num_classes=args.num_classes, sandwich=args.sandwich, randoms=args.randoms,
                              distill=args.distill, device=args.device, precision=args.precision,
                              memory_format=args.memory_format, compile=args.compile, threads=args.threads,
-                             workers=args.workers, train_per_class=args.train_per_class, progress=not args.quiet)
+                             workers=args.workers, train_per_class=args.train_per_class,
+                             holdout=Holdout(args.holdout_per_class, args.holdout_seed), progress=not args.quiet)
     if args.json:
         print_json(summary)
     else:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from evaluators.datasets import Dataset, extract_archive, load_dataset, synthetic
+from evaluators.datasets import Dataset, Holdout, extract_archive, load_dataset, synthetic
 from evaluators.training.recipe import TrainConfig
 from evaluators.training.sources import BatchSource, InMemoryBatches
 from evaluators.training.stream import StreamingFolder, should_stream
@@ -48,12 +48,17 @@ def _check_fit(arch: Arch, source: BatchSource, spec: str, *, channels: int, res
 
 def open_data(spec: str, arch: Arch, recipe: TrainConfig, *, device: torch.device, stream: bool | None = None,
               workers: int = 2, train_per_class: int | None = None, test_per_class: int | None = None,
-              progress: bool = True) -> BatchSource:
+              holdout: Holdout | None = None, progress: bool = True) -> BatchSource:
     """The batches for training ``arch`` on ``spec`` (a path or ``synthetic``); ``ValueError``
-    naming ``--data`` when the data is missing or does not fit the architecture."""
+    naming ``--data`` when the data is missing or does not fit the architecture.
+
+    ``holdout`` splits images of each training class off as the test split first (what a search
+    ranks on, :func:`evaluators.datasets.Holdout`), so that what trains here never sees them."""
     if spec == "synthetic":
         if stream:
             raise ValueError("--stream needs an image folder, not --data synthetic")
+        if holdout is not None:
+            raise ValueError("--data synthetic has no training split to hold images out of; give a dataset")
         data: Dataset = synthetic(num_classes=arch.num_classes, resolution=arch.resolution, channels=arch.in_chans,
                                   seed=recipe.seed)
     else:
@@ -63,6 +68,9 @@ def open_data(spec: str, arch: Arch, recipe: TrainConfig, *, device: torch.devic
         if stream and folder is None:
             raise ValueError(f"--data {spec}: --stream needs an image folder (train/<class>/, test/<class>/)")
         if folder is not None and (stream or (stream is None and should_stream(folder, arch.resolution))):
+            if holdout is not None:
+                raise ValueError(f"--data {spec}: holding images out of the training split needs data that fits in "
+                                 "memory; this folder streams")
             source = StreamingFolder(folder, resolution=arch.resolution, seed=recipe.seed, workers=workers,
                                      pin_memory=device.type == "cuda", min_scale=recipe.min_scale, flip=recipe.flip,
                                      train_per_class=train_per_class, test_per_class=test_per_class,
@@ -70,6 +78,8 @@ def open_data(spec: str, arch: Arch, recipe: TrainConfig, *, device: torch.devic
             _check_fit(arch, source, spec, channels=arch.in_chans, resolution=None)
             return source
         data = load_dataset(spec, progress=progress)
+        if holdout is not None:
+            data = holdout.apply(data)
         if train_per_class is not None or test_per_class is not None:
             data = data.subset(train_per_class=train_per_class, test_per_class=test_per_class, seed=recipe.seed)
     source = InMemoryBatches(data, device=device, seed=recipe.seed, crop_padding=recipe.crop_padding,

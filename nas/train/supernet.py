@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from evaluators.datasets import Holdout, load_dataset
 from evaluators.supernet import OneShotSupernet, sandwich_loss, supernet_view
 from evaluators.training.plan import plan_for
 from evaluators.training.recipe import TrainConfig
@@ -28,22 +29,26 @@ def train_supernet(space: str, resolution: int, data: str, out: str | Path, reci
                    num_classes: int = 10, sandwich: bool = True, randoms: int = 2, distill: bool = True,
                    device: str = "cpu", precision: str = "auto", memory_format: str = "auto", compile: bool = False,
                    threads: int | None = None, workers: int = 2, train_per_class: int | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   holdout: Holdout | None = Holdout(), progress: bool = True) -> dict[str, Any]:
     """Train the supernet of ``space`` at ``resolution`` on ``data`` into ``out``; the summary.
 
     Each step runs one uniformly drawn path (SPOS) or, with ``sandwich``, the largest, the smallest
-    and ``randoms`` random paths, the smaller ones learning from the largest (``distill``)."""
+    and ``randoms`` random paths, the smaller ones learning from the largest (``distill``). The
+    ``holdout`` images of the training split are left out: searches rank candidates on them
+    (synthetic data has none to hold out)."""
     if isinstance(randoms, bool) or not isinstance(randoms, int) or randoms < 0:
         raise ValueError(f"--randoms must be an integer >= 0, got {randoms!r}")
     view = supernet_view(space, resolution, num_classes)
+    holdout = None if data == "synthetic" or holdout is None else holdout.resolve(load_dataset(data, progress=progress))
     plan = plan_for(device, precision=precision, memory_format=memory_format, compile=compile, threads=threads,
                     resolution=resolution)
     source = open_data(data, view.arch([0] * len(view.layers)), recipe, device=plan.device, workers=workers,
-                       train_per_class=train_per_class, progress=progress)
+                       train_per_class=train_per_class, holdout=holdout, progress=progress)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         supernet = OneShotSupernet(view)
     identity = {"space": space, "resolution": resolution, "num_classes": num_classes, "coverage": view.coverage,
+                "holdout": holdout.to_dict() if holdout else None,
                 "sandwich": sandwich, "randoms": randoms if sandwich else 0, "distill": distill and sandwich}
     loss = sandwich_loss(supernet, randoms=randoms, distill=distill, label_smoothing=recipe.label_smoothing) \
         if sandwich else None
