@@ -12,7 +12,8 @@ distillation* (the smaller paths learn from the largest path's soft predictions)
 
 A candidate's inherited network is a plain :class:`~nas.builder.LiteNet` of its architecture whose
 blocks are the supernet's chosen candidates (:meth:`OneShotSupernet.subnet_state_dict` maps the
-keys), so it is scored exactly as a stand-alone network is. Its BatchNorm statistics were
+keys and cuts its slices of the shared weights), so it is scored exactly as a stand-alone network
+is. Its BatchNorm statistics were
 accumulated over many paths and fit none of them, so :class:`SupernetAccuracy` re-estimates them
 on ``K`` training batches before testing (SPOS, Section 3.3; OFA's "BN calibration").
 """
@@ -20,7 +21,8 @@ on ``K`` training batches before testing (SPOS, Section 3.3; OFA's "BN calibrati
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +39,47 @@ from nas.arch import Arch
 from nas.builder import LiteNet, build_model, init_weights
 from nas.complexity import count_macs_conv_linear
 from search_spaces.layerwise import LayerwiseView, layerwise_view
+from search_spaces.registry import get_op
 from search_spaces.spaces import get_space
 
-__all__ = ["OneShotSupernet", "inherited_state", "sandwich_loss", "recalibrate_bn", "SupernetAccuracy",
+__all__ = ["OneShotSupernet", "sandwich_loss", "recalibrate_bn", "SupernetAccuracy",
            "supernet_view", "supernet_holdout", "load_supernet"]
 
 CandidatePath = tuple[int, ...]
 
 
-def inherited_state(supernet_state: dict[str, torch.Tensor], path: CandidatePath) -> dict[str, torch.Tensor]:
-    """A supernet state dict's weights of the network at ``path``, under the keys of that network's
-    :class:`~nas.builder.LiteNet` (``layers.<l>.<k>.*`` becomes ``blocks.<l>.*``)."""
-    out = {k: v for k, v in supernet_state.items() if k.startswith(("stem.", "head."))}
-    for i, k in enumerate(path):
-        prefix = f"layers.{i}.{k}."
-        out.update({f"blocks.{i}.{n[len(prefix):]}": v for n, v in supernet_state.items() if n.startswith(prefix)})
-    return out
+@dataclass(frozen=True)
+class _Binding:
+    """One parameter of a candidate block: which module attribute it is, the shared tensor it is
+    cut from (``key`` in its layer's bank) and the cut (leading channels; centred kernel)."""
+
+    module: str
+    attr: str
+    name: str
+    key: str
+    cut: tuple[slice, ...]
+
+
+def _cut(shape: Sequence[int], full: Sequence[int]) -> tuple[slice, ...]:
+    """Leading part of the channel dimensions, centre of the kernel dimensions (OFA's elastic
+    kernel keeps the centre of the largest kernel)."""
+    out = []
+    for d, (n, m) in enumerate(zip(shape, full, strict=True)):
+        start = (m - n) // 2 if d >= 2 else 0
+        out.append(slice(start, start + n))
+    return tuple(out)
 
 
 class OneShotSupernet(nn.Module):
     """``stem -> (all candidates of each searched layer) -> head`` with shared weights.
+
+    Candidates of a layer whose op declares its parts (the registry's ``weight_roles``: expand,
+    depthwise, squeeze-excite, project...) share one tensor per part and parameter, of the largest
+    shape any of them needs; each candidate uses the leading channels and the centred kernel of it
+    (Once-for-All's elastic width and kernel; one path's step trains every candidate that shares
+    the slice, which a space of ~140 candidates per layer needs: with separate weights each
+    candidate would be trained once in ~140 steps). Other ops keep weights of their own.
+    BatchNorm statistics stay per candidate (re-calibrated before scoring anyway).
 
     ``forward`` runs :attr:`path` when one is set (:meth:`use`), else a path drawn uniformly from
     the global torch RNG (training: a new path every call). Initialised as
@@ -73,6 +96,41 @@ class OneShotSupernet(nn.Module):
         self.path: CandidatePath | None = None
         self._macs = [[count_macs_conv_linear(op, (layer.in_chs, layer.in_size, layer.in_size)) for op in ops]
                       for layer, ops in zip(view.layers, self.layers, strict=True)]
+        self.shared = nn.ModuleList(nn.ParameterDict() for _ in view.layers)
+        self._bindings: list[list[list[_Binding]]] = [self._share(i) for i in range(len(view.layers))]
+
+    def _share(self, i: int) -> list[list[_Binding]]:
+        """Move the shareable parameters of layer ``i``'s candidates into its bank."""
+        members: dict[str, list[tuple[int, str, torch.Tensor]]] = {}
+        for k, (cfg, op) in enumerate(zip(self.view.layers[i].configs, self.layers[i], strict=True)):
+            roles = get_op(cfg.op).weight_roles
+            parts = roles(dict(cfg.args)) if roles else {}
+            for name, p in op.named_parameters():
+                prefix = next((pre for pre in parts if name.startswith(pre)), None)
+                if prefix is not None:
+                    key = f"{cfg.op}.{parts[prefix]}.{name[len(prefix):]}.{p.dim()}d".replace(".", "_")
+                    members.setdefault(key, []).append((k, name, p))
+        bank = self.shared[i]
+        bindings: list[list[_Binding]] = [[] for _ in self.layers[i]]
+        for key, group in members.items():
+            full = [max(p.shape[d] for _, _, p in group) for d in range(group[0][2].dim())]
+            master = torch.zeros(full)
+            for k, name, p in sorted(group, key=lambda m: m[2].numel()):  # the largest candidate's values win
+                cut = _cut(p.shape, full)
+                master[cut] = p.detach()
+                module, _, attr = name.rpartition(".")
+                bindings[k].append(_Binding(module, attr, name, key, cut))
+            bank[key] = nn.Parameter(master)
+        for k, op in enumerate(self.layers[i]):
+            for b in bindings[k]:
+                del op.get_submodule(b.module)._parameters[b.attr]
+        return bindings
+
+    def _bind(self, i: int, k: int) -> None:
+        """Point candidate ``k`` of layer ``i`` at its slices of the shared tensors."""
+        op, bank = self.layers[i][k], self.shared[i]
+        for b in self._bindings[i][k]:
+            setattr(op.get_submodule(b.module), b.attr, bank[b.key][b.cut])
 
     # ----------------------------------------------------------------------------------- paths
     def check_path(self, path: Sequence[int]) -> CandidatePath:
@@ -102,14 +160,26 @@ class OneShotSupernet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         path = self.path if self.path is not None else self.random_path()
         x = self.stem(x)
-        for k, ops in zip(path, self.layers, strict=True):
+        for i, (k, ops) in enumerate(zip(path, self.layers, strict=True)):
+            self._bind(i, k)
             x = ops[k](x)
         return self.head(x)
 
     # ----------------------------------------------------------------------- inherited networks
-    def subnet_state_dict(self, path: Sequence[int]) -> dict[str, torch.Tensor]:
-        """The state dict of ``build_model(view.arch(path))`` with the supernet's weights."""
-        return inherited_state(self.state_dict(), self.check_path(path))
+    def subnet_state_dict(self, path: Sequence[int], state: Mapping[str, torch.Tensor] | None = None) -> dict[
+            str, torch.Tensor]:
+        """The state dict of ``build_model(view.arch(path))`` with the supernet's weights (of
+        ``state``, a state dict of this supernet, when given): ``layers.<l>.<k>.*`` and the
+        candidate's slices of ``shared.<l>.*`` become ``blocks.<l>.*``."""
+        path = self.check_path(path)
+        state = self.state_dict() if state is None else state
+        out = {k: v for k, v in state.items() if k.startswith(("stem.", "head."))}
+        for i, k in enumerate(path):
+            prefix = f"layers.{i}.{k}."
+            out.update({f"blocks.{i}.{n[len(prefix):]}": v for n, v in state.items() if n.startswith(prefix)})
+            for b in self._bindings[i][k]:
+                out[f"blocks.{i}.{b.name}"] = state[f"shared.{i}.{b.key}"][b.cut].clone()
+        return out
 
     def subnet(self, path: Sequence[int]) -> LiteNet:
         """A stand-alone copy of the network at ``path`` with its inherited weights."""
@@ -177,7 +247,7 @@ class SupernetAccuracy(BaseEvaluator):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         self.view = supernet.view
-        self.state = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
+        self.supernet = supernet.cpu().eval()
         self.identity = dict(identity)
         self.data, self.bn_batches, self.batch_size, self.seed = data, bn_batches, batch_size, seed
         self.device = torch.device(device)
@@ -194,7 +264,7 @@ class SupernetAccuracy(BaseEvaluator):
 
     def _inherited(self, arch: Arch) -> LiteNet:
         model = build_model(arch)
-        model.load_state_dict(inherited_state(self.state, self.view.indices(arch)))
+        model.load_state_dict(self.supernet.subnet_state_dict(self.view.indices(arch)))
         return model
 
     def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:

@@ -83,6 +83,7 @@ from nas.complexity import complexity
 from nas.io import atomic_write_json, atomic_write_text
 from nas.search.config import SearchConfig
 from search_spaces import zoo
+from search_spaces.layerwise import ViewSpace, layerwise_view
 from search_spaces.space import SearchSpace
 from search_spaces.spaces import get_space
 
@@ -95,6 +96,9 @@ NUM_CLASSES = 10
 BATCH_SIZE = 128
 SUBSET_SEED = 0
 SCORES_FORMAT = "litenas.bench_ranking_scores"
+GROUPS = ("sampled", "view", "all")
+"""Networks a tau is taken over: the sample of the whole space, the sample of the supernet's part
+of it, and every trained network (fixed points included)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,10 +111,12 @@ class Candidate:
     latency_ms: float
     name: str | None = None
     bin: int | None = None
+    group: str = "sampled"
 
     @property
     def kind(self) -> str:
-        return "fixed" if self.name is not None else "sampled"
+        """``fixed``, ``sampled`` (from the whole space) or ``view`` (from the supernet's part)."""
+        return "fixed" if self.name is not None else self.group
 
     @property
     def label(self) -> str:
@@ -169,9 +175,10 @@ def stratified_sample(space: SearchSpace, predictor: LatencyPredictor, *, pool: 
                          "raise --pool")
     order = np.argsort(np.asarray(lats), kind="stable")
     chosen = []
+    group = "view" if isinstance(space, ViewSpace) else "sampled"
     for b, members in enumerate(np.array_split(order, archs)):
         first = int(members.min())  # the first drawn of the bin
-        chosen.append(Candidate(nets[first], lats[first], bin=b))
+        chosen.append(Candidate(nets[first], lats[first], bin=b, group=group))
     return Sample(chosen, lats, pool, duplicates, skipped)
 
 
@@ -212,10 +219,13 @@ class Plan:
     candidates: list[Candidate]
     sample: Sample
     skipped_fixed: list[dict[str, str]]
+    view_sample: Sample | None = None
 
 
 def make_plan(space: SearchSpace, predictor: LatencyPredictor, *, pool: int, archs: int, seed: int,
-              with_fixed: bool = True, progress: bool = True) -> Plan:
+              with_fixed: bool = True, view_archs: int = 0, progress: bool = True) -> Plan:
+    """Fixed points first, then the sample of the whole space and (``view_archs``) the sample of
+    the supernet's part of it, interleaved, each in its farthest-first order of latency bins."""
     fixed, skipped_fixed = [], []
     for name, arch in fixed_points(space) if with_fixed else []:
         if any(c.arch.hash() == arch.hash() for c in fixed):
@@ -226,7 +236,15 @@ def make_plan(space: SearchSpace, predictor: LatencyPredictor, *, pool: int, arc
             skipped_fixed.append({"network": name, "reason": str(exc)})
     sample = stratified_sample(space, predictor, pool=pool, archs=archs, seed=seed,
                                exclude=frozenset(c.arch.hash() for c in fixed), progress=progress)
-    return Plan(fixed + [sample.chosen[b] for b in spread_order(len(sample.chosen))], sample, skipped_fixed)
+    queues = [[(i / len(sample.chosen), sample.chosen[b]) for i, b in enumerate(spread_order(len(sample.chosen)))]]
+    view = None
+    if view_archs:
+        view = stratified_sample(ViewSpace(layerwise_view(space)), predictor, pool=pool, archs=view_archs,
+                                 seed=seed + 1, progress=progress,
+                                 exclude=frozenset(c.arch.hash() for c in fixed + sample.chosen))
+        queues.append([(i / view_archs, view.chosen[b]) for i, b in enumerate(spread_order(view_archs))])
+    merged = [c for _, c in sorted((q for queue in queues for q in queue), key=lambda q: q[0])]
+    return Plan(fixed + merged, sample, skipped_fixed, view)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,7 +517,7 @@ def build_report(plan: Plan, data: Dataset, config: TrainConfig, store: TrainedN
     rows = []
     for r in records:
         c = planned.get(r.arch_hash)
-        kind = "fixed" if r.arch_hash in fixed_hashes or r.extra.get("kind") == "fixed" else "sampled"
+        kind = c.kind if c else ("fixed" if r.arch_hash in fixed_hashes else r.extra.get("kind") or "sampled")
         rows.append({
             "network": r.extra.get("name") or (c.label if c else r.arch_hash), "arch_hash": r.arch_hash,
             "kind": kind, "planned": c is not None, "bin": c.bin if c else r.extra.get("bin"),
@@ -512,9 +530,9 @@ def build_report(plan: Plan, data: Dataset, config: TrainConfig, store: TrainedN
     taus = {}
     for name in estimator_docs:
         entry: dict[str, Any] = {"doc": estimator_docs[name]}
-        for group in ("sampled", "all"):
+        for group in GROUPS:
             pairs = [(row["scores"][name], row["top1"]) for row in rows
-                     if row["scores"].get(name) is not None and (group == "all" or row["kind"] == "sampled")]
+                     if row["scores"].get(name) is not None and group in ("all", row["kind"])]
             entry[group] = {"tau": _tau(pairs), "n": len(pairs)}
         costs = [scores[h][name]["cpu_seconds"] for h in scores if name in scores[h]]
         entry["cpu_seconds_median"] = statistics.median(costs) if costs else None
@@ -529,6 +547,7 @@ def build_report(plan: Plan, data: Dataset, config: TrainConfig, store: TrainedN
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "space": SPACE, "resolution": RESOLUTION, "num_classes": NUM_CLASSES,
             "latency_table": args.latency_table, "pool": args.pool, "archs": args.archs,
+            "view_archs": args.view_archs,
             "sample_seed": args.sample_seed, "fixed_points": not args.no_fixed_points,
             "results": str(args.results), "scores": str(args.scores),
             "data": {"source": str(args.data), **data.describe(), "train_per_class": args.train_per_class,
@@ -540,6 +559,8 @@ def build_report(plan: Plan, data: Dataset, config: TrainConfig, store: TrainedN
         "progress": {"planned": len(plan.candidates), "trained": len(set(planned) & have),
                      "planned_fixed": sum(c.kind == "fixed" for c in plan.candidates),
                      "trained_fixed": sum(c.kind == "fixed" and c.arch.hash() in have for c in plan.candidates),
+                     "planned_view": sum(c.kind == "view" for c in plan.candidates),
+                     "trained_view": sum(c.kind == "view" and c.arch.hash() in have for c in plan.candidates),
                      "records": len(rows), "train_seconds_total": sum(train_seconds),
                      "train_seconds_mean": statistics.fmean(train_seconds) if train_seconds else None},
         "invocation": invocation,
@@ -555,11 +576,11 @@ def _f(v: float | None, fmt: str) -> str:
 
 
 def tau_table(report: dict[str, Any]) -> str:
-    lines = ["| estimator | tau, sampled (n) | tau, all (n) | CPU-s / candidate (median) | what |",
-             "|---|---:|---:|---:|---|"]
+    lines = ["| estimator | " + " | ".join(f"tau, {g} (n)" for g in GROUPS) + " | CPU-s / candidate (median) | what |",
+             "|---|" + "---:|" * (len(GROUPS) + 1) + "---|"]
     for name, e in report["kendall_tau"].items():
-        cells = [f"{_f(e[g]['tau'], '+.3f')} ({e[g]['n']})" for g in ("sampled", "all")]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {_f(e['cpu_seconds_median'], '.3f')} | {e['doc']} |")
+        cells = " | ".join(f"{_f(e[g]['tau'], '+.3f')} ({e[g]['n']})" for g in GROUPS)
+        lines.append(f"| {name} | {cells} | {_f(e['cpu_seconds_median'], '.3f')} | {e['doc']} |")
     return "\n".join(lines)
 
 
@@ -568,8 +589,10 @@ def markdown(report: dict[str, Any]) -> str:
     d, r = m["data"], m["recipe"]
     lo, hi = m["pool_latency_range_ms"]
     status = (f"**{p['trained']} of {p['planned']} planned networks trained** ({p['trained_fixed']} of "
-              f"{p['planned_fixed']} fixed points, {p['trained'] - p['trained_fixed']} of "
-              f"{p['planned'] - p['planned_fixed']} sampled).")
+              f"{p['planned_fixed']} fixed points, {p['trained_view']} of {p['planned_view']} sampled from the "
+              "supernet's part, "
+              f"{p['trained'] - p['trained_fixed'] - p['trained_view']} of "
+              f"{p['planned'] - p['planned_fixed'] - p['planned_view']} sampled from the whole space).")
     if report["remaining"]:
         status += (f" {len(report['remaining'])} remain to be trained (listed at the end); re-run the command below "
                    "to continue (it skips what the results file holds).")
@@ -584,7 +607,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['resolution']}x{m['resolution']}, {m['num_classes']} classes (seed {m['sample_seed']}; "
         f"{m['pool_usable']} distinct with every op in the table), one per equal-count bin of the latency "
         f"predicted by `{m['latency_table']}` ({lo:.2f}-{hi:.2f} ms over the pool)"
-        + (", plus the CIFAR fixed points of the zoo that the space contains." if m["fixed_points"] else "."),
+        + (", plus the CIFAR fixed points of the zoo that the space contains" if m["fixed_points"] else "")
+        + (f"; and {m['view_archs']} sampled the same way (seed {m['sample_seed'] + 1}) from the part of the space "
+           "that a supernet holds." if m.get("view_archs") else "."),
         "",
         f"Recipe (one for all): {r['epochs']} epoch{'s' if r['epochs'] != 1 else ''}, batch {r['batch_size']}, "
         f"SGD lr {r['lr']} momentum {r['momentum']} Nesterov, weight decay {r['weight_decay']}, {r['warmup_fraction']:.0%} warm-up then cosine, "
@@ -596,7 +621,9 @@ def markdown(report: dict[str, Any]) -> str:
         "## Kendall tau of each estimator with top-1",
         "",
         "Kendall tau-b (1: the estimator ranks the networks exactly as their trained top-1; every score is "
-        "\"higher is better\"). \"sampled\": the latency-stratified sample only; \"all\": fixed points "
+        "\"higher is better\"). \"sampled\": the latency-stratified sample of the whole space; \"view\": the "
+        "sample of the supernet's part of it (width 1.0, deepest stages, fixed stem and head: the only networks a "
+        "supernet estimator can score); \"all\": every trained network, fixed points "
         f"included; \"-\": fewer than 2 networks, or constant scores or top-1. CPU-s: process CPU time to score "
         f"one candidate ({m['threads']} thread(s)); proxies use one batch of {m['proxy_batch']} training images. "
         "Latencies are the table's predictions (it predicts the fixed points 18-40% slower than measured, though "
@@ -644,6 +671,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-cache", default=None, help="dataset extraction/decoding cache (default ~/.cache/litenas)")
     p.add_argument("--pool", type=int, default=2000, help="random points to stratify (default %(default)s)")
     p.add_argument("--archs", type=int, default=40, help="sampled networks = latency bins (default %(default)s)")
+    p.add_argument("--view-archs", type=int, default=16,
+                   help="networks sampled (stratified the same way) from the part of the space a supernet holds "
+                        "(width 1.0, deepest, fixed stem/head): the supernet estimator can score only those; 0: none "
+                        "(default %(default)s)")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the sampling (default %(default)s)")
     p.add_argument("--latency-table", default="mobile_32_cpu", help="shipped table name or file (default %(default)s)")
     p.add_argument("--no-fixed-points", action="store_true", help="leave out the zoo's CIFAR fixed points")
@@ -670,6 +701,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.archs < 2 or args.pool < args.archs:
         p.error("need --archs >= 2 and --pool >= --archs")
+    if args.view_archs < 0 or args.view_archs > args.pool:
+        p.error("need 0 <= --view-archs <= --pool")
     if args.threads < 1 or args.epochs < 1 or args.proxy_batch < 2:
         p.error("--threads and --epochs must be >= 1, --proxy-batch >= 2")
     if args.limit is not None and args.limit < 0:
@@ -693,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = load_predictor(args.latency_table)
     try:
         plan = make_plan(space, predictor, pool=args.pool, archs=args.archs, seed=args.sample_seed,
+                         view_archs=args.view_archs,
                          with_fixed=not args.no_fixed_points, progress=not args.quiet)
     except ValueError as exc:
         raise SystemExit(f"bench_ranking: {exc}") from None
@@ -726,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     print(tau_table(report))
     print(json.dumps({"planned": p["planned"], "trained": p["trained"], "new": len(invocation["trained"]),
                       "failed": len(invocation["failed"]), "remaining": len(report["remaining"]),
-                      "kendall_tau": {k: {g: v[g]["tau"] for g in ("sampled", "all")}
+                      "kendall_tau": {k: {g: v[g]["tau"] for g in GROUPS}
                                       for k, v in report["kendall_tau"].items()},
                       "report": f"{out}.md"}))
     return 130 if invocation["stopped"] == "interrupted" else 0

@@ -143,6 +143,11 @@ class OpSpec:
         out_size: ``(size, args) -> int``, the output height/width for a square input.
         check: ``(in_chs, args) -> str | None``, cross-field validation that needs the input
             channel count (a mixed-kernel split that must divide the channels...).
+        weight_roles: ``args -> {module-name prefix: role}``: what each parameterised part of the
+            built module is (``expand``, ``dw``, ``proj``...), whatever its position. A supernet
+            shares one weight tensor per role among the candidates of a layer that have it (a
+            smaller candidate uses a slice: Once-for-All's elastic width and kernel); ``None``:
+            every candidate keeps its own weights.
     """
 
     name: str
@@ -153,6 +158,7 @@ class OpSpec:
     out_chs: Callable[[int, Mapping[str, Any]], int]
     out_size: Callable[[int, Mapping[str, Any]], int]
     check: Callable[[int, Mapping[str, Any]], str | None] | None = None
+    weight_roles: Callable[[Mapping[str, Any]], dict[str, str]] | None = None
     field_by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -89,7 +89,7 @@ def test_fixed_points_of_the_mobile_space(space_and_table: tuple) -> None:
 
 def _run(tmp: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
     argv = ["--data", "synthetic", "--train-per-class", "8", "--test-per-class", "4", "--archs", "3",
-            "--pool", "30", "--epochs", "1", "--threads", "1", "--no-fixed-points", "--quiet",
+            "--pool", "30", "--epochs", "1", "--threads", "1", "--no-fixed-points", "--quiet", "--view-archs", "0",
             "--estimators", "macs,params,neg_latency,naswot",
             "--results", str(tmp / "trained.json"), "--scores", str(tmp / "scores.json"),
             "--out", str(tmp / "report"), *extra]
@@ -135,6 +135,7 @@ def test_tiny_run_writes_results_and_report_and_resumes(tmp_path: Path, capsys: 
 
 def _argv_tail(tmp: Path) -> list[str]:
     return ["--data", "synthetic", "--train-per-class", "8", "--test-per-class", "4", "--archs", "3", "--pool", "30",
+            "--view-archs", "0",
             "--epochs", "1", "--threads", "1", "--no-fixed-points", "--quiet", "--estimators", "macs",
             "--results", str(tmp / "trained.json"), "--scores", str(tmp / "scores.json"), "--out", str(tmp / "r2")]
 
@@ -174,16 +175,18 @@ def test_supernet_and_train_estimators_score_like_a_search(tmp_path: Path, capsy
                  "--train-per-class", "4", "--epochs", "1", "--batch-size", "20", "--no-sandwich", "--threads", "1",
                  "--out", str(sn), "--quiet"]) == 0
     capsys.readouterr()
-    report = _run(tmp_path, capsys, "--limit", "1", "--estimators", "macs,supernet,train_default",
-                  "--supernet", str(sn))
-    assert report["trained"] == 1
-    tau = json.loads((tmp_path / "report.json").read_text())["kendall_tau"]
-    assert set(tau) == {"macs", "supernet", "train_default"} and "supernet" in tau["supernet"]["doc"]
-    row = json.loads((tmp_path / "report.json").read_text())["rows"][0]
-    assert 0.0 <= row["scores"]["train_default"] <= 100.0
+    report = _run(tmp_path, capsys, "--limit", "2", "--view-archs", "1", "--estimators",
+                  "macs,supernet,train_default", "--supernet", str(sn))
+    assert (report["planned"], report["trained"]) == (4, 2)  # 3 from the space, 1 from the supernet's part
+    full = json.loads((tmp_path / "report.json").read_text())
+    assert set(full["kendall_tau"]) == {"macs", "supernet", "train_default"}
+    assert "supernet" in full["kendall_tau"]["supernet"]["doc"]
+    rows = {row["kind"]: row for row in full["rows"]}
+    assert set(rows) == {"sampled", "view"} and full["progress"]["trained_view"] == 1
+    assert 0.0 <= rows["view"]["scores"]["supernet"] <= 100.0  # inside the supernet's part: scored
+    assert all(0.0 <= row["scores"]["train_default"] <= 100.0 for row in rows.values())
     scores = json.loads((tmp_path / "scores.json").read_text())["scores"]
-    supernet = next(v for k, v in scores.items() if k.startswith("supernet/"))
-    # a network outside the supernet's part of the space gets no score, and says why
-    assert (supernet["score"] is not None and 0.0 <= supernet["score"] <= 100.0) or "supernet fixes" in supernet["error"]
+    errors = [v["error"] for k, v in scores.items() if k.startswith("supernet/") and v["score"] is None]
+    assert all("supernet fixes" in e for e in errors)  # outside it: no score, and why
     with pytest.raises(SystemExit, match="--supernet"):
         br.ESTIMATORS["supernet"](br.Context(None, None, "mobile_32_cpu", 1, 0, 8))

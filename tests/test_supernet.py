@@ -33,11 +33,43 @@ def test_inherited_network_is_the_supernet_path(supernet: OneShotSupernet) -> No
     with torch.no_grad():
         assert torch.allclose(net.eval()(x), supernet.use(path)(x), atol=1e-5)
     supernet.use(None)
-    for k, v in net.state_dict().items():  # every tensor is a slice of the supernet's
+    state = supernet.state_dict()
+    shared = 0
+    for k, v in net.state_dict().items():  # every tensor is the supernet's own or a slice of a shared one
         i = int(k.split(".")[1]) if k.startswith("blocks.") else None
         src = k if i is None else f"layers.{i}.{path[i]}." + k.split(".", 2)[2]
-        assert torch.equal(v, supernet.state_dict()[src]), k
+        if src in state:
+            assert torch.equal(v, state[src]), k
+        else:
+            name = k.split(".", 2)[2]
+            (b,) = [b for b in supernet._bindings[i][path[i]] if b.name == name]
+            assert torch.equal(v, state[f"shared.{i}.{b.key}"][b.cut]), k
+            shared += 1
+    assert shared > 0
     assert supernet.largest_path() != supernet.smallest_path()
+
+
+def test_candidates_of_a_layer_share_their_parts() -> None:
+    """Once-for-All's elastic kernel and width: a step of one candidate moves the weights that a
+    smaller or narrower candidate of the same layer inherits; a candidate of another op keeps its own."""
+    torch.manual_seed(0)
+    sn = OneShotSupernet(VIEW)
+    layer = VIEW.layers[3]
+    irs = [k for k, c in enumerate(layer.configs) if c.op == "ir"]
+    big = max(irs, key=lambda k: sn._macs[3][k])
+    small = min(irs, key=lambda k: sn._macs[3][k])
+    path = list(sn.smallest_path())
+    path[3] = big
+    before = sn.subnet_state_dict([*path[:3], small, *path[4:]])
+    opt = torch.optim.SGD(sn.parameters(), lr=0.5)
+    sn.train().use(path)
+    sn(torch.randn(4, 3, 32, 32)).sum().backward()
+    opt.step()
+    after = sn.subnet_state_dict([*path[:3], small, *path[4:]])
+    moved = {k for k in before if k.startswith("blocks.3.") and not torch.equal(before[k], after[k])}
+    assert any("weight" in k for k in moved)  # trained through the big candidate's step
+    assert all(p.grad is None for k, ops in enumerate(sn.layers) for i, op in enumerate(ops)
+               if i != path[k] for p in op.parameters())  # unshared weights of other candidates untouched
 
 
 def test_bn_recalibration_changes_only_bn_statistics(supernet: OneShotSupernet) -> None:

@@ -91,6 +91,19 @@ class InvertedResidual(_Residual):
         self.has_skip = a["stride"] == 1 and in_chs == a["out_chs"] and not a["noskip"]
 
 
+def _ds_roles(a: Mapping[str, Any]) -> dict[str, str]:
+    """The parts of :class:`DepthwiseSeparable`'s body, in its order."""
+    parts = ["dw", *(["se"] if a["se_ratio"] else []), "pw"]
+    return {f"body.{i}.": role for i, role in enumerate(parts)}
+
+
+def _ir_roles(a: Mapping[str, Any]) -> dict[str, str]:
+    """The parts of :class:`InvertedResidual`'s body, in its order."""
+    parts = ["expand", *(["shuffle"] if a["shuffle"] and a["exp_groups"] > 1 else []), "dw",
+             *(["se"] if a["se_ratio"] else []), "proj"]
+    return {f"body.{i}.": role for i, role in enumerate(parts)}
+
+
 def _check_ds(in_chs: int, a: Mapping[str, Any]) -> str | None:
     return check_downsample(a) or _check_mixed_split(in_chs, a["kernel"], "input")
 
@@ -117,6 +130,7 @@ register(OpSpec(
     out_chs=lambda in_chs, a: a["out_chs"],
     out_size=dw_out_size,
     check=_check_ds,
+    weight_roles=_ds_roles,
 ))
 
 register(OpSpec(
@@ -134,4 +148,5 @@ register(OpSpec(
     out_chs=lambda in_chs, a: a["out_chs"],
     out_size=dw_out_size,
     check=_check_ir,
+    weight_roles=_ir_roles,
 ))
