@@ -40,11 +40,15 @@ from nas.complexity import complexity
 from nas.io import atomic_write_json
 from search_spaces.space import SearchSpace
 
-__all__ = ["MODELS", "FORMAT", "Featurizer", "Predictor", "fit_predictor", "PredictedAccuracy"]
+__all__ = ["MODELS", "FORMAT", "SHIPPED_DIR", "shipped_predictors", "resolve_predictor", "Featurizer", "Predictor",
+           "fit_predictor", "PredictedAccuracy"]
 
 MODELS = ("ridge", "gbm", "mlp")
 FORMAT = "litenas.accuracy_predictor"
 VERSION = 1
+SHIPPED_DIR = Path(__file__).resolve().parent / "predictors"
+"""Predictors shipped with litenas (``<name>.json``) and the trained networks each was fitted on
+(``<name>_nets.json``); ``docs/bench_ranking.md`` measured those networks."""
 _RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)
 _BOOTSTRAP = 16
 _MLP_SEEDS = 4
@@ -184,6 +188,23 @@ def _cv_tau(kind: str, x: np.ndarray, y: np.ndarray, folds: int, seed: int, alph
 
 
 # ------------------------------------------------------------------------------------------- predictor
+def shipped_predictors() -> list[str]:
+    """Names of the shipped predictors (``--predictor NAME``)."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json") if not p.stem.endswith("_nets"))
+
+
+def resolve_predictor(name_or_path: str | os.PathLike[str]) -> Path:
+    """The file of a shipped predictor's name, or ``name_or_path`` itself when it is a file;
+    ``ValueError`` naming the shipped ones otherwise."""
+    key = str(name_or_path)
+    if key in shipped_predictors():
+        return SHIPPED_DIR / f"{key}.json"
+    if Path(key).is_file():
+        return Path(key)
+    raise ValueError(f"predictor: {key}: neither a file nor a shipped predictor (shipped: "
+                     f"{', '.join(shipped_predictors()) or 'none'}; fit one with `nas predictor fit`)")
+
+
 @dataclass
 class Predictor:
     """A fitted predictor: the space it encodes, the data it was fitted on, the chosen model, the
@@ -208,7 +229,8 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Predictor:
-        p = Path(path)
+        """A predictor file, or a shipped predictor by name (:func:`shipped_predictors`)."""
+        p = resolve_predictor(path)
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:

@@ -97,3 +97,21 @@ def test_cli_fit_then_search_ranks_by_the_predictor(records, tmp_path: Path, cap
                  "mobile_32_cpu", "--evaluator", "predictor", "--data", "none", "--max-latency-ms", "9",
                  "--out", str(tmp_path / "r3")]) == 2
     assert "predictor: give a predictor file" in capsys.readouterr().err
+
+
+def test_shipped_predictors_by_name(records, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import json
+
+    from evaluators import predictor as pm
+    from nas.cli import main
+
+    monkeypatch.setattr(pm, "SHIPPED_DIR", tmp_path)
+    fit_predictor(records, SPACE, models=["ridge"], folds=3).save(tmp_path / "mobile_32_test.json")
+    (tmp_path / "mobile_32_test_nets.json").write_text("{}")  # its dataset is not a predictor
+    assert pm.shipped_predictors() == ["mobile_32_test"]
+    assert Predictor.load("mobile_32_test").n == 30
+    assert main(["predictor", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["name"], row["space"], row["resolution"], row["networks"]) == ("mobile_32_test", "mobile", 32, 30)
+    with pytest.raises(ValueError, match="neither a file nor a shipped predictor .shipped: mobile_32_test"):
+        Predictor.load("nope")

@@ -3,6 +3,7 @@ predictor on it, and rank candidates with it (``nas search --evaluator predictor
 
   nas predictor collect runs/net1 runs/net2 ... --into nets.json   (finished `nas train` runs)
   nas predictor fit nets.json --space mobile --resolution 32 --out predictor.json
+  nas predictor list                                               (the shipped predictors)
 """
 
 from __future__ import annotations
@@ -36,6 +37,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", "-o", required=True, metavar="FILE", help="predictor file to write (JSON)")
     f.add_argument("--json", action="store_true", help="print a JSON summary")
     f.set_defaults(func=_fit)
+    ls = verbs.add_parser("list", help="the shipped predictors (use by name: --predictor NAME)")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=_list)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from evaluators.predictor import Predictor, shipped_predictors
+
+    rows = []
+    for name in shipped_predictors():
+        p = Predictor.load(name)
+        rows.append({"name": name, "space": p.space, "resolution": p.resolution, "classes": p.num_classes,
+                     "data": p.data.get("fingerprint"), "networks": p.n, "model": p.model["name"],
+                     "cv_kendall_tau": p.cv[p.model["name"]]})
+    if args.json:
+        print_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['name']}: {r['space']}@{r['resolution']}, {r['classes']} classes, fitted on {r['networks']} trained "
+              f"networks (data {r['data']}), {r['model']}, cross-validated Kendall tau {r['cv_kendall_tau']:+.3f}")
+    if not rows:
+        print("no shipped predictors")
+    return 0
 
 
 def _collect(args: argparse.Namespace) -> int:

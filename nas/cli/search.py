@@ -28,7 +28,8 @@ _HELP = {
     "evaluator": "proxy (zero-cost, seconds) | train (short training) | predictor (an accuracy predictor fitted "
                  "on trained networks, milliseconds; see `nas predictor`) | supernet (inherited weights of a trained "
                  "supernet; see `nas supernet`)",
-    "predictor": "accuracy predictor file for --evaluator predictor (`nas predictor fit`)",
+    "predictor": "accuracy predictor for --evaluator predictor: a file (`nas predictor fit`) or a shipped name "
+                 "(`nas predictor list`)",
     "supernet": "`nas supernet train` directory for --evaluator supernet: candidates are scored by inherited weights "
                 "after BatchNorm re-calibration, and the search runs over the supernet's part of the space",
     "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",

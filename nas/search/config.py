@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from evaluators.predictor import resolve_predictor
 from nas.search.dnas.settings import DNASSettings
 
 _DNAS = DNASSettings()  # the dnas_* defaults are the supernet settings' own
@@ -121,8 +122,8 @@ class SearchConfig:
         if (self.evaluator == "supernet") != (self.supernet is not None):
             raise ValueError("supernet: give a `nas supernet train` directory exactly when evaluator is 'supernet' "
                              f"(evaluator {self.evaluator!r}, supernet {self.supernet!r})")
-        if self.predictor is not None and not Path(self.predictor).is_file():
-            raise ValueError(f"predictor: {self.predictor}: no such file (fit one with `nas predictor fit`)")
+        if self.predictor is not None:
+            resolve_predictor(self.predictor)
         if self.strategy in DNAS_STRATEGIES:
             self.dnas_settings()  # validates every dnas_* key
             if self.executor != "inprocess":
