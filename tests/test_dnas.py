@@ -289,7 +289,7 @@ def test_dnas_keys_need_a_dnas_strategy_and_stay_out_of_other_identities(tmp_pat
 
 
 def test_fbnet_strategy_end_to_end_writes_the_search_outputs(tmp_path, table_file, data) -> None:
-    cfg = base_config(tmp_path, table_file, strategy="fbnet", dnas_samples=3)
+    cfg = base_config(tmp_path, table_file, strategy="fbnet", dnas_samples=3, top_k=2)
     score = ZeroCostProxies(data, proxies=["synflow"], batch_size=8, seed=0, threads=1)
     search = DNASSearch.from_config(cfg, score=score, data=data)
     state = search.run(progress=False)
@@ -300,7 +300,12 @@ def test_fbnet_strategy_end_to_end_writes_the_search_outputs(tmp_path, table_fil
     for name in ("config.json", "candidates.json", "pareto.json", "fixed_points.json", "report.md", "pareto.png",
                  "dnas.json", "dnas.ckpt"):
         assert (run / name).is_file(), name
-    assert list((run / "top").glob("rank01_*.json"))
+    # the derived networks are the result: all of them in top/ (top_k 2 notwithstanding), the argmax marked
+    assert len(list((run / "top").glob("rank*.json"))) == 4
+    text = report.read_text()
+    argmax = search.derived[0].arch.hash()
+    assert any(argmax in line and "derived: argmax of P_theta" in line for line in text.splitlines())
+    assert "## Differentiable search (fbnet, `dnas.json`)" in text and "weight cross-entropy" in text
     summary = json.loads((run / "dnas.json").read_text())
     assert summary["mode"] == "soft" and summary["complete"] and len(summary["distribution"]) == 22
     assert [d["kind"] for d in summary["derived"]] == ["argmax", "sample", "sample", "sample"]

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,11 @@ def _front(records: Sequence[Record], objective: Objective) -> list[Record]:
 
 
 def write_report(run_dir: Path, records: Sequence[Record], objective: Objective, fixed: Sequence[FixedPoint],
-                 *, top_k: int, title: str, config: dict[str, Any]) -> Path:
-    """Write every output file; return the path of ``report.md``."""
+                 *, top_k: int, title: str, config: dict[str, Any], notes: Mapping[str, str] | None = None,
+                 sections: Sequence[str] = ()) -> Path:
+    """Write every output file; return the path of ``report.md``. ``notes`` (architecture hash ->
+    text) annotate the top candidates (a differentiable search marks its derived network);
+    ``sections`` are markdown blocks added before the file list."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "candidates.json", [r.to_dict() for r in records])
     front = _front(records, objective)
@@ -103,7 +106,8 @@ def write_report(run_dir: Path, records: Sequence[Record], objective: Objective,
     top_files = [r.arch.save(top_dir / f"rank{i:02d}_{r.arch.hash()}.json") for i, r in enumerate(top, 1)]
 
     plot = _plot(run_dir / "pareto.png", records, front, top, fixed, objective, title)
-    text = _markdown(records, front, top, top_files, fixed, objective, title, config, plot, run_dir)
+    text = _markdown(records, front, top, top_files, fixed, objective, title, config, plot, run_dir, notes or {},
+                     sections)
     return atomic_write_text(run_dir / "report.md", text)
 
 
@@ -113,7 +117,7 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 
 def _markdown(records: Sequence[Record], front: Sequence[Record], top: Sequence[Record], top_files: Sequence[Path],
               fixed: Sequence[FixedPoint], objective: Objective, title: str, config: dict[str, Any],
-              plot: Path | None, run_dir: Path) -> str:
+              plot: Path | None, run_dir: Path, notes: Mapping[str, str], sections: Sequence[str]) -> str:
     m, lat = objective.metric, LATENCY_METRIC
     states = {s: sum(1 for r in records if r.state == s) for s in ("complete", "failed", "infeasible")}
     lines = [f"# {title}", ""]
@@ -125,12 +129,14 @@ def _markdown(records: Sequence[Record], front: Sequence[Record], top: Sequence[
               f"{states['infeasible']} rejected by constraints before evaluation", ""]
     if plot is not None:
         lines += [f"![{m} vs predicted latency]({plot.name})", ""]
-    lines += ["## Top new candidates", "", f"| rank | hash | {m} | {lat} | params | MACs | {objective.names[0]} | file |",
-              "|---|---|---|---|---|---|---|---|"]
+    note_col = " note |" if notes else ""
+    lines += ["## Top new candidates", "", f"| rank | hash | {m} | {lat} | params | MACs | {objective.names[0]} | file |"
+              + note_col, "|---|---|---|---|---|---|---|---|" + ("---|" if notes else "")]
     for i, (r, f) in enumerate(zip(top, top_files, strict=True), 1):
         lines.append(f"| {i} | `{r.arch.hash()}` | {_fmt(r.metrics.get(m))} | {_fmt(r.metrics.get(lat))} | "
                      f"{_fmt(r.metrics.get('params'))} | {_fmt(r.metrics.get('macs_conv_linear'))} | "
-                     f"{_fmt(objective.best_key(r.metrics))} | `{f.relative_to(run_dir)}` |")
+                     f"{_fmt(objective.best_key(r.metrics))} | `{f.relative_to(run_dir)}` |"
+                     + (f" {notes.get(r.arch.hash(), '')} |" if notes else ""))
     lines += ["", "## Fixed points (zoo), same evaluators", "",
               f"| net | {m} | {lat} | params | MACs | note |", "|---|---|---|---|---|---|"]
     for f in fixed:
@@ -143,6 +149,8 @@ def _markdown(records: Sequence[Record], front: Sequence[Record], top: Sequence[
                      f"{_fmt(r.metrics.get('params'))} |")
     if top:
         lines += ["", "## Best candidate", "", "```", top[0].arch.to_str().rstrip(), "```"]
+    for section in sections:
+        lines += ["", section.rstrip()]
     lines += ["", "Files: `candidates.json`, `pareto.json`, `fixed_points.json`, `top/`, `config.json`.",
               "Export a candidate: `nas export top/rank01_<hash>.json --format py --out net.py`.", ""]
     return "\n".join(lines)

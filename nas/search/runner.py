@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,16 +157,20 @@ class Evaluation:
         values, reason = self.outcome(metrics, result)
         return Record(number, point, arch, "complete" if values is not None else "failed", metrics, values, reason)
 
-    def write_report(self, config: SearchConfig, records: list[Record], *, compare_zoo: bool = True) -> Path:
+    def write_report(self, config: SearchConfig, records: list[Record], *, compare_zoo: bool = True,
+                     top_k: int | None = None, notes: Mapping[str, str] | None = None,
+                     sections: Sequence[str] = ()) -> Path:
         """Write the run's outputs (:mod:`nas.search.report`), placing the zoo entries at the
-        search's input size on the same axes; return the path of ``report.md``."""
+        search's input size on the same axes; return the path of ``report.md``. ``top_k``
+        overrides the configured number of top files; ``notes`` and ``sections`` annotate it."""
         fixed = []
         if compare_zoo:
             points = fixed_points_for(self.resolution, self.num_classes)
             fixed = score_fixed_points(points, [self.screen, self.score])
         title = f"litenas search: {config.space} / {config.strategy} / {config.evaluator}"
         return write_report(config.run_dir, records, self.objective, fixed,
-                            top_k=config.top_k, title=title, config=config.to_dict())
+                            top_k=top_k or config.top_k, title=title, config=config.to_dict(), notes=notes,
+                            sections=sections)
 
     def best(self, records: list[Record]) -> Record | None:
         """The best complete candidate of ``records`` by the objective's first value."""

@@ -12,6 +12,7 @@ runner does (:meth:`nas.search.runner.Evaluation.judge`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ from nas.search.store import Record
 from search_spaces.layerwise import LayerwiseView, layerwise_view
 
 __all__ = ["DNASSearch"]
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
 
 CHECKPOINT = "dnas.ckpt"
 SUMMARY = "dnas.json"
@@ -101,8 +106,35 @@ class DNASSearch:
         }
 
     def write_report(self, *, compare_zoo: bool = True) -> Path:
-        """Write the run's outputs (:meth:`nas.search.runner.Evaluation.write_report`)."""
-        return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo)
+        """Write the run's outputs (:meth:`nas.search.runner.Evaluation.write_report`): the
+        derived networks are the result, so ``top/`` holds all of them (ranked by the evaluator,
+        the argmax of ``P_theta`` marked) and the report says how the supernet trained."""
+        notes = {d.arch.hash(): ("**derived: argmax of P_theta**" if d.kind == "argmax" else
+                                 f"sample of P_theta (log p {d.log_prob:.2f})") for d in self.derived}
+        return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo,
+                                            top_k=max(self.config.top_k, len(self.derived)), notes=notes,
+                                            sections=[self._report_section()] if self.training else [])
+
+    def _report_section(self) -> str:
+        """How the supernet trained and what it learned (the full history is in ``dnas.json``)."""
+        assert self.training is not None
+        history = self.training.history
+        first, last = history[0], history[-1]
+        max_entropy = sum(math.log(len(layer)) for layer in self.view.layers) / len(self.view.layers)
+        argmax = next((d for d in self.derived if d.kind == "argmax"), None)
+        lines = [f"## Differentiable search ({self.config.strategy}, `{SUMMARY}`)", "",
+                 f"- supernet: {self.view.coverage}; {len(history)} of {self.settings.epochs} epochs"
+                 + ("" if self.training.complete else " (stopped early: re-run to continue)"),
+                 f"- weight cross-entropy {_num(first['weight_ce'])} (first epoch) -> {_num(last['weight_ce'])} (last); "
+                 f"chance is {math.log(self.view.head.num_classes):.3f}",
+                 f"- expected latency under P_theta {_num(first['expected_latency_ms'])} -> "
+                 f"{_num(last['expected_latency_ms'])} ms; mean entropy per layer {_num(last['mean_entropy'])} of "
+                 f"{max_entropy:.3f} (uniform)" + (" - the distribution barely moved: train longer or raise "
+                                                   "--dnas-arch-lr" if last["mean_entropy"] > 0.97 * max_entropy else "")]
+        if argmax is not None:
+            lines += [f"- derived network (argmax): `{argmax.arch.hash()}`, {argmax.latency_ms:.4g} ms by the "
+                      f"latency model; {len(self.derived) - 1} samples of P_theta besides it, all in `top/`"]
+        return "\n".join(lines)
 
     def best(self) -> Record | None:
         """The best complete derived architecture by the objective's first value."""
