@@ -39,6 +39,7 @@ from nas.arch import Arch
 from nas.builder import LiteNet, build_model, init_weights
 from nas.complexity import count_macs_conv_linear
 from search_spaces.layerwise import LayerwiseView, layerwise_view
+from search_spaces.ops.layers import MixedConv2d
 from search_spaces.registry import get_op
 from search_spaces.spaces import get_space
 
@@ -60,14 +61,37 @@ class _Binding:
     cut: tuple[slice, ...]
 
 
-def _cut(shape: Sequence[int], full: Sequence[int]) -> tuple[slice, ...]:
-    """Leading part of the channel dimensions, centre of the kernel dimensions (OFA's elastic
-    kernel keeps the centre of the largest kernel)."""
+def _cut(shape: Sequence[int], full: Sequence[int], *, offset: int = 0) -> tuple[slice, ...]:
+    """Leading part of the channel dimensions (from ``offset`` in the first), centre of the kernel
+    dimensions (OFA's elastic kernel keeps the centre of the largest kernel)."""
     out = []
     for d, (n, m) in enumerate(zip(shape, full, strict=True)):
-        start = (m - n) // 2 if d >= 2 else 0
+        start = (m - n) // 2 if d >= 2 else (offset if d == 0 else 0)
         out.append(slice(start, start + n))
     return tuple(out)
+
+
+def _mixed_conv_slot(op: nn.Module, name: str) -> tuple[str, int]:
+    """``(shared name, channel offset)`` of parameter ``name``: a channel group's conv of a
+    :class:`MixedConv2d` (``<m>.convs.<g>.weight``) is ``<m>.weight`` from its group's first
+    channel; anything else is itself at offset 0."""
+    module, _, attr = name.rpartition(".")
+    owner, _, group = module.rpartition(".convs.")
+    if group.isdigit() and isinstance(mixed := op.get_submodule(owner), MixedConv2d):
+        return f"{owner}.{attr}", sum(mixed.splits[:int(group)])
+    return name, 0
+
+
+def _zero_last_bn_of_residuals(layers: nn.ModuleList) -> None:
+    """Start every residual candidate as the identity (its last BatchNorm scaled to zero; Goyal et
+    al. 2017, timm's ``zero_init_last``). Without it, gradients of random deep paths stayed at
+    norm 30-60 and the supernet of ``mobile`` sat at chance loss for epochs."""
+    for ops in layers:
+        for op in ops:
+            if getattr(op, "has_skip", False):
+                bns = [m for m in op.modules() if isinstance(m, nn.BatchNorm2d)]
+                if bns:
+                    nn.init.zeros_(bns[-1].weight)
 
 
 class OneShotSupernet(nn.Module):
@@ -93,6 +117,7 @@ class OneShotSupernet(nn.Module):
         self.layers = nn.ModuleList(nn.ModuleList(cfg.build() for cfg in layer.configs) for layer in view.layers)
         self.head = view.head.build()
         init_weights(self)  # the builder's scheme, so inherited weights start as a stand-alone network's
+        _zero_last_bn_of_residuals(self.layers)
         self.path: CandidatePath | None = None
         self._macs = [[count_macs_conv_linear(op, (layer.in_chs, layer.in_size, layer.in_size)) for op in ops]
                       for layer, ops in zip(view.layers, self.layers, strict=True)]
@@ -100,23 +125,27 @@ class OneShotSupernet(nn.Module):
         self._bindings: list[list[list[_Binding]]] = [self._share(i) for i in range(len(view.layers))]
 
     def _share(self, i: int) -> list[list[_Binding]]:
-        """Move the shareable parameters of layer ``i``'s candidates into its bank."""
-        members: dict[str, list[tuple[int, str, torch.Tensor]]] = {}
+        """Move the shareable parameters of layer ``i``'s candidates into its bank. The channel
+        groups of a mixed-kernel depthwise conv (MixConv) are cut from the same tensor as a plain
+        one, each at its channel offset: a mixed kernel is a per-channel choice of kernel."""
+        members: dict[str, list[tuple[int, str, torch.Tensor, int]]] = {}
         for k, (cfg, op) in enumerate(zip(self.view.layers[i].configs, self.layers[i], strict=True)):
             roles = get_op(cfg.op).weight_roles
             parts = roles(dict(cfg.args)) if roles else {}
             for name, p in op.named_parameters():
                 prefix = next((pre for pre in parts if name.startswith(pre)), None)
-                if prefix is not None:
-                    key = f"{cfg.op}.{parts[prefix]}.{name[len(prefix):]}.{p.dim()}d".replace(".", "_")
-                    members.setdefault(key, []).append((k, name, p))
+                if prefix is None:
+                    continue
+                shared_name, offset = _mixed_conv_slot(op, name)
+                key = f"{cfg.op}.{parts[prefix]}.{shared_name[len(prefix):]}.{p.dim()}d".replace(".", "_")
+                members.setdefault(key, []).append((k, name, p, offset))
         bank = self.shared[i]
         bindings: list[list[_Binding]] = [[] for _ in self.layers[i]]
         for key, group in members.items():
-            full = [max(p.shape[d] for _, _, p in group) for d in range(group[0][2].dim())]
+            full = [max(p.shape[d] + (off if d == 0 else 0) for _, _, p, off in group) for d in range(group[0][2].dim())]
             master = torch.zeros(full)
-            for k, name, p in sorted(group, key=lambda m: m[2].numel()):  # the largest candidate's values win
-                cut = _cut(p.shape, full)
+            for k, name, p, off in sorted(group, key=lambda m: m[2].numel()):  # the largest candidate's values win
+                cut = _cut(p.shape, full, offset=off)
                 master[cut] = p.detach()
                 module, _, attr = name.rpartition(".")
                 bindings[k].append(_Binding(module, attr, name, key, cut))

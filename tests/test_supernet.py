@@ -175,3 +175,26 @@ def test_supernet_holds_out_the_images_a_search_ranks_on(tmp_path, capsys) -> No
     search += ["--test-per-class", "3", "--train-per-class", "8"]  # a part of what it held out
     assert main([*search, "--out", str(tmp_path / "r2"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["evaluated"] == 2
+
+
+def test_mixed_kernel_groups_are_cut_from_the_plain_depthwise_weight() -> None:
+    """A MixConv candidate's channel groups share the depthwise tensor of the single-kernel
+    candidates, each at its channel offset (a mixed kernel is a per-channel kernel choice)."""
+    view = layerwise_view(get_space("mobile", resolution=32, num_classes=10))
+    sn = OneShotSupernet(view)
+    layer = view.layers[3]
+    mixed = next(k for k, c in enumerate(layer.configs) if c.op == "ir" and dict(c.args)["kernel"] == (3, 5))
+    plain = next(k for k, c in enumerate(layer.configs) if c.op == "ir" and dict(c.args)["kernel"] == 5
+                 and dict(c.args)["exp_ratio"] == dict(layer.configs[mixed].args)["exp_ratio"])
+    dw_plain = {b.key for b in sn._bindings[3][plain] if b.name.endswith("conv.weight") and "body.1." in b.name}
+    groups = sorted((b for b in sn._bindings[3][mixed] if ".convs." in b.name), key=lambda b: b.name)
+    assert len(groups) == 2 and {b.key for b in groups} == dw_plain
+    split = sn.layers[3][mixed].body[1].dw.conv.splits
+    assert [b.cut[0].start for b in groups] == [0, split[0]]  # each group at its own channels
+    assert [b.cut[2].stop - b.cut[2].start for b in groups] == [3, 5]  # the centre of the shared kernel
+    path = list(sn.smallest_path())
+    path[3] = mixed
+    net = sn.subnet(path)  # the inherited network is exactly the supernet path
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), sn.eval().use(path)(x), atol=1e-5)

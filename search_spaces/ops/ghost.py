@@ -104,6 +104,11 @@ class GhostBottleneck(nn.Module):
         return self.ghost2(y) + self.shortcut(x)
 
 
+def _roles(a: Mapping[str, Any]) -> dict[str, str]:
+    """The parts of :class:`GhostBottleneck` (named by their role already)."""
+    return {f"{part}.": part for part in ("ghost1", "conv_dw", "se", "ghost2", "shortcut")}
+
+
 def _check(in_chs: int, a: Mapping[str, Any]) -> str | None:
     return check_downsample(a)
 
@@ -126,6 +131,7 @@ register(OpSpec(
         downsample_field(),
     ),
     build=lambda ctx, a: GhostBottleneck(ctx.in_chs, a),
+    weight_roles=_roles,
     out_chs=lambda in_chs, a: a["out_chs"],
     out_size=dw_out_size,
     check=_check,

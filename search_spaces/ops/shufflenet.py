@@ -156,6 +156,7 @@ register(OpSpec(
         downsample_field(),
     ),
     build=lambda ctx, a: ShuffleUnit(ctx.in_chs, a),
+    weight_roles=lambda a: {"branch_proj.": "branch_proj", "branch_main.": "branch_main"},
     out_chs=lambda in_chs, a: a["out_chs"],
     out_size=_out_size,
     check=_check,

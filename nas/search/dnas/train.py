@@ -152,8 +152,13 @@ class DNASTrainer:
 
     # ------------------------------------------------------------------------------------ steps
     def _lr(self, step: int) -> float:
+        """Linear warm-up over the weights-only epochs (``dnas_warmup_epochs``; from scratch the
+        full rate diverged at once: weight CE 14 on CIFAR-10, chance 2.3), then cosine decay to zero."""
         total = self.settings.epochs * self.steps_per_epoch
-        return 0.5 * self.settings.weight_lr * (1.0 + math.cos(math.pi * min(step, total) / total))
+        warmup = min(self.settings.warmup_epochs * self.steps_per_epoch, total)
+        if step < warmup:
+            return self.settings.weight_lr * (step + 1) / warmup
+        return 0.5 * self.settings.weight_lr * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, temperature: float, lr: float) -> float:
         """One SGD step of the operator weights (path weights sampled, detached); the CE."""
