@@ -14,6 +14,14 @@ Networks (deterministic in ``--sample-seed``):
   the table lacks are skipped and reported.
 - fixed points: every CIFAR network of the zoo (``cifar_*``, moved to 10 classes) that the space
   contains, under its zoo name (duplicates by hash are dropped from the sample).
+- view: ``--view-archs`` networks sampled the same way (seed + 1) from the part of the space a
+  supernet holds (width 1.0, deepest stages, fixed stem and head): the only networks the
+  supernet estimator can score.
+
+Estimators (:data:`ESTIMATORS`): MACs, params, minus the table latency, each zero-cost proxy; the
+accuracy predictor, out-of-fold (each network scored by a predictor fitted on the other folds);
+the train evaluator and (``--supernet DIR``) the supernet evaluator exactly as a ``nas search``
+with their defaults runs them, on images held out of the training set.
 
 Ground truth: each network trained with :func:`evaluators.train.train_and_evaluate` (the loop of
 ``nas train``): ``TrainConfig(epochs=--epochs, batch_size=128, seed=--seed)`` on a class-balanced
@@ -33,9 +41,9 @@ remains), one row per trained network, and per estimator the Kendall tau-b of it
 top-1 over the sampled networks and over all (fixed points included), with n and its measured
 CPU-seconds per candidate. Estimator scores are cached in ``--scores``.
 
-Full ground truth (48 networks: 40 sampled + 8 fixed points; roughly 1.5-3 h on a quiet 2-core
-machine, from about 10 s for the smallest networks to 5-10 min for the largest; estimated from
-short timings, to be replaced by the measured figures of the report)::
+Full ground truth (64 networks: 40 sampled + 16 from the supernet's part + 8 fixed points; measured
+at one thread beside other work: 40 s for the smallest network to about 11 min for the largest,
+several hours in all, resumable across sessions)::
 
     python scripts/bench_ranking.py --data ../shared/data/cifar10-jpg.tar.gz --threads 2
 """
