@@ -334,10 +334,11 @@ def _supernet(ctx: Context) -> Estimator:
         raise SystemExit("bench_ranking: the supernet estimator needs --supernet DIR (a `nas supernet train` run)")
     ev = _as_search_scores(ctx, evaluator="supernet", supernet=ctx.supernet)
     meta = json.loads((Path(ctx.supernet) / "metrics.json").read_text(encoding="utf-8"))
-    seconds = sum(e.get("train_seconds") or 0.0 for e in meta.get("epochs", []))
+    seconds = sum(e.get("seconds") or 0.0 for e in meta.get("epochs", []))
+    weights = hashlib.sha256((Path(ctx.supernet) / "weights.pt").read_bytes()).hexdigest()[:16]
     return Estimator(_top1_of(ev), f"top-1 on held-out training images with weights inherited from the supernet "
                      f"`{ctx.supernet}` after BN re-calibration (search defaults); training it took "
-                     f"{seconds / 60:.0f} min once", {**ev.config(), "supernet_seconds": round(seconds, 1)})
+                     f"{seconds / 60:.0f} min once", {**ev.config(), "supernet_seconds": round(seconds, 1), "weights": weights})
 
 
 def _train_default(ctx: Context) -> Estimator:
