@@ -543,7 +543,8 @@ def build_report(plan: Plan, data: Dataset, config: TrainConfig, store: TrainedN
             pairs = [(row["scores"][name], row["top1"]) for row in rows
                      if row["scores"].get(name) is not None and group in ("all", row["kind"])]
             entry[group] = {"tau": _tau(pairs), "n": len(pairs)}
-        costs = [scores[h][name]["cpu_seconds"] for h in scores if name in scores[h]]
+        costs = [scores[h][name]["cpu_seconds"] for h in scores  # of the scored networks: a refusal costs ~0
+                 if name in scores[h] and scores[h][name].get("score") is not None]
         entry["cpu_seconds_median"] = statistics.median(costs) if costs else None
         entry["cpu_seconds_mean"] = statistics.fmean(costs) if costs else None
         taus[name] = entry
