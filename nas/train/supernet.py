@@ -24,12 +24,15 @@ from nas.train.job import TrainRun
 
 __all__ = ["train_supernet"]
 
+DEFAULT_HOLDOUT = Holdout()
+"""A tenth of each class, seed 0: the default hold-out of a search."""
+
 
 def train_supernet(space: str, resolution: int, data: str, out: str | Path, recipe: TrainConfig, *,
                    num_classes: int = 10, sandwich: bool = True, randoms: int = 2, distill: bool = True,
                    device: str = "cpu", precision: str = "auto", memory_format: str = "auto", compile: bool = False,
                    threads: int | None = None, workers: int = 2, train_per_class: int | None = None,
-                   holdout: Holdout | None = Holdout(), progress: bool = True) -> dict[str, Any]:
+                   holdout: Holdout | None = DEFAULT_HOLDOUT, progress: bool = True) -> dict[str, Any]:
     """Train the supernet of ``space`` at ``resolution`` on ``data`` into ``out``; the summary.
 
     Each step runs one uniformly drawn path (SPOS) or, with ``sandwich``, the largest, the smallest
