@@ -298,26 +298,22 @@ def _neg_latency(ctx: Context) -> Estimator:
                       "calibration": None if cal is None else cal.coef})
 
 
-def _proxy(name: str, ctx: Context) -> Estimator:
-    ev = ZeroCostProxies(ctx.data, proxies=(name,), batch_size=ctx.proxy_batch, seed=ctx.seed, threads=ctx.threads)
-
-    def score(arch: Arch) -> float:
-        res = ev(arch)
-        if not res.ok:
-            raise ValueError(res.reason)
-        return res[name]
-
-    return Estimator(score, PROXIES[name].doc, ev.config())
-
-
-def _top1_of(evaluator: Evaluator) -> Callable[[Arch], float]:
+def _metric_of(evaluator: Evaluator, metric: str) -> Callable[[Arch], float]:
+    """``evaluator``'s ``metric`` of an architecture; its refusal as a ``ValueError``."""
     def score(arch: Arch) -> float:
         res = evaluator(arch)
         if not res.ok:
             raise ValueError(res.reason)
-        return res["top1"]
+        return res[metric]
 
     return score
+
+
+def _proxy(name: str, ctx: Context) -> Estimator:
+    ev = ZeroCostProxies(ctx.data, proxies=(name,), batch_size=ctx.proxy_batch, seed=ctx.seed, threads=ctx.threads)
+    return Estimator(_metric_of(ev, name), PROXIES[name].doc, ev.config())
+
+
 
 
 def _as_search_scores(ctx: Context, **settings: Any) -> Evaluator:
@@ -336,14 +332,14 @@ def _supernet(ctx: Context) -> Estimator:
     meta = json.loads((Path(ctx.supernet) / "metrics.json").read_text(encoding="utf-8"))
     seconds = sum(e.get("seconds") or 0.0 for e in meta.get("epochs", []))
     weights = hashlib.sha256((Path(ctx.supernet) / "weights.pt").read_bytes()).hexdigest()[:16]
-    return Estimator(_top1_of(ev), f"top-1 on held-out training images with weights inherited from the supernet "
+    return Estimator(_metric_of(ev, "top1"), f"top-1 on held-out training images with weights inherited from the supernet "
                      f"`{ctx.supernet}` after BN re-calibration (search defaults); training it took "
                      f"{seconds / 60:.0f} min once", {**ev.config(), "supernet_seconds": round(seconds, 1), "weights": weights})
 
 
 def _train_default(ctx: Context) -> Estimator:
     ev = _as_search_scores(ctx, evaluator="train")
-    return Estimator(_top1_of(ev), "the train evaluator at a search's defaults (1 epoch on 500 images/class, top-1 on "
+    return Estimator(_metric_of(ev, "top1"), "the train evaluator at a search's defaults (1 epoch on 500 images/class, top-1 on "
                      "100 held-out images/class)", ev.config())
 
 
