@@ -36,7 +36,7 @@ from evaluators.runtime import check_threads, fixed_threads, resolve_device
 from evaluators.training.engine import StepLoss
 from evaluators.training.sources import epoch_generator
 from nas.arch import Arch
-from nas.builder import LiteNet, build_model, init_weights
+from nas.builder import LiteNet, build_model, init_weights, zero_last_bn_of_residuals
 from nas.complexity import count_macs_conv_linear
 from search_spaces.layerwise import LayerwiseView, layerwise_view
 from search_spaces.ops.layers import MixedConv2d
@@ -82,18 +82,6 @@ def _mixed_conv_slot(op: nn.Module, name: str) -> tuple[str, int]:
     return name, 0
 
 
-def _zero_last_bn_of_residuals(layers: nn.ModuleList) -> None:
-    """Start every residual candidate as the identity (its last BatchNorm scaled to zero; Goyal et
-    al. 2017, timm's ``zero_init_last``). Without it, gradients of random deep paths stayed at
-    norm 30-60 and the supernet of ``mobile`` sat at chance loss for epochs."""
-    for ops in layers:
-        for op in ops:
-            if getattr(op, "has_skip", False):
-                bns = [m for m in op.modules() if isinstance(m, nn.BatchNorm2d)]
-                if bns:
-                    nn.init.zeros_(bns[-1].weight)
-
-
 class OneShotSupernet(nn.Module):
     """``stem -> (all candidates of each searched layer) -> head`` with shared weights.
 
@@ -117,7 +105,7 @@ class OneShotSupernet(nn.Module):
         self.layers = nn.ModuleList(nn.ModuleList(cfg.build() for cfg in layer.configs) for layer in view.layers)
         self.head = view.head.build()
         init_weights(self)  # the builder's scheme, so inherited weights start as a stand-alone network's
-        _zero_last_bn_of_residuals(self.layers)
+        zero_last_bn_of_residuals(op for ops in self.layers for op in ops)
         self.path: CandidatePath | None = None
         self._macs = [[count_macs_conv_linear(op, (layer.in_chs, layer.in_size, layer.in_size)) for op in ops]
                       for layer, ops in zip(view.layers, self.layers, strict=True)]
@@ -301,20 +289,21 @@ class SupernetAccuracy(BaseEvaluator):
         mean, std = self.data.mean_std
         gen = epoch_generator(self.seed, 0)
         n = len(self.data.train)
-        idx = torch.randperm(n, generator=gen)[: self.bn_batches * self.batch_size]
-        images = torch.from_numpy(self.data.train.images)
+        idx = torch.randperm(n, generator=gen)[: self.bn_batches * self.batch_size].numpy()
+        # Copies of the batches (numpy indexing copies): the data's arrays may be read-only views
+        # (Ray's object store), which torch tensors must not share.
+        images = torch.from_numpy(self.data.train.images[idx])
         with fixed_threads(self.threads):
             model = self._inherited(arch).to(device)
-            batches = [normalise(images[idx[i:i + self.batch_size]].to(device), mean, std)
+            batches = [normalise(images[i:i + self.batch_size].to(device), mean, std)
                        for i in range(0, len(idx), self.batch_size)]
             recalibrate_bn(model, batches)
             correct = 0
-            test_x = torch.from_numpy(self.data.test.images)
-            test_y = torch.from_numpy(self.data.test.labels)
+            test_x, test_y = self.data.test.images, self.data.test.labels
             with torch.no_grad():
                 for i in range(0, len(test_y), 500):
-                    logits = model(normalise(test_x[i:i + 500].to(device), mean, std))
-                    correct += int((logits.argmax(1).cpu() == test_y[i:i + 500]).sum())
+                    logits = model(normalise(torch.tensor(test_x[i:i + 500], device=device), mean, std))
+                    correct += int((logits.argmax(1).cpu() == torch.tensor(test_y[i:i + 500])).sum())
         return {"top1": 100.0 * correct / len(test_y)}, {"bn_images": len(idx)}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -62,6 +64,19 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):
             _init_linear(m)
+
+
+def zero_last_bn_of_residuals(blocks: Iterable[nn.Module]) -> None:
+    """Start every residual block of ``blocks`` (modules whose ``has_skip`` is true) as the
+    identity: its last BatchNorm's scale is set to zero (Goyal et al., "Accurate, Large Minibatch
+    SGD", 2017; timm's ``zero_init_last``). A supernet needs it: every residual candidate of a
+    deep random path adds its unit-variance output to the stream, and on fbnet@32 the gradient
+    reaching the stem at initialisation had norm 33-46 without it, 3.5-4 with it."""
+    for block in blocks:
+        if getattr(block, "has_skip", False):
+            bns = [m for m in block.modules() if isinstance(m, nn.BatchNorm2d)]
+            if bns:
+                nn.init.zeros_(bns[-1].weight)
 
 
 def build_model(arch: Arch) -> LiteNet:

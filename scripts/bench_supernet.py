@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -37,14 +38,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+import latency_tables
+from evaluators import Dataset, TrainConfig, TrainedAccuracy, load_dataset, synthetic
+from evaluators.cache import config_digest
 from latency_tables.predict import op_params
+from nas.arch import Arch
 from nas.builder import build_model
-from nas.io import atomic_write_json
-from nas.search.dnas import LatencyModel, Supernet, layerwise_view
+from nas.io import atomic_write_json, atomic_write_text
+from nas.search.dnas import DNASSettings, DNASTrainer, LatencyModel, Supernet, derive, layerwise_view
 from nas.search.dnas.train import dnas_loss
+from search_spaces.layerwise import LayerwiseView
 from search_spaces.spaces import get_space
 
 
@@ -86,21 +94,8 @@ def measure(step: Callable[[], None], params: set[int], steps: int, device: torc
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default="fbnet", help="layer-wise space (fbnet, mobile; default %(default)s)")
-    p.add_argument("--resolution", type=int, default=32, help="input size (default %(default)s)")
-    p.add_argument("--num-classes", type=int, default=10, help="default %(default)s")
-    p.add_argument("--batch-size", type=int, default=32, help="default %(default)s")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per network (default %(default)s)")
-    p.add_argument("--temperature", type=float, default=5.0, help="Gumbel-softmax temperature (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="default %(default)s")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="default %(default)s")
-    p.add_argument("--out", help="also write the figures as JSON to this file")
-    args = p.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1 or args.threads < 1:
-        p.error("--steps, --batch-size and --threads must be >= 1")
+def run_cost(args: argparse.Namespace) -> int:
+    """``--mode cost``: step time and activation memory of the supernet against a child network."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -187,6 +182,291 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         atomic_write_json(Path(args.out), json.loads(json.dumps(result)))
     return 0
+
+
+# ------------------------------------------------------------------------------ --mode search
+CACHE_FORMAT = "litenas.bench_supernet_cache"
+CACHE_VERSION = 1
+
+
+class ResultFile:
+    """The search mode's resumable cache: one JSON file of finished DNAS runs and trained
+    networks, each under a key that digests everything that defines it; rewritten atomically
+    after every new entry, so an interrupted run loses at most the entry in progress."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data: dict[str, dict[str, Any]] = {"dnas": {}, "trained": {}}
+        if path.exists():
+            blob = json.loads(path.read_text())
+            if blob.get("format") != CACHE_FORMAT or blob.get("version") != CACHE_VERSION:
+                raise ValueError(f"--cache: {path} is not a bench_supernet cache (version {CACHE_VERSION})")
+            self.data = {"dnas": blob["dnas"], "trained": blob["trained"]}
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        return self.data[kind].get(key)
+
+    def put(self, kind: str, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        self.data[kind][key] = value
+        atomic_write_json(self.path, {"format": CACHE_FORMAT, "version": CACHE_VERSION, **self.data})
+        return value
+
+
+def search_data(args: argparse.Namespace) -> Dataset:
+    """``--data`` reduced to ``--train-per-class``/``--test-per-class`` (``synthetic``: generated
+    32x32 images of 10 classes)."""
+    if args.data == "synthetic":
+        return synthetic(num_classes=10, train_per_class=args.train_per_class, test_per_class=args.test_per_class,
+                         resolution=32, seed=args.seed)
+    data = load_dataset(args.data, cache_dir=args.data_cache, progress=False)
+    return data.subset(train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed)
+
+
+def run_dnas(view: LayerwiseView, latency: LatencyModel, data: Dataset, settings: DNASSettings, key: str,
+             checkpoint: Path) -> dict[str, Any]:
+    """Train the supernet (resuming ``checkpoint``) and derive its argmax architecture."""
+    with torch.random.fork_rng():
+        torch.manual_seed(settings.seed)
+        supernet = Supernet(view)
+    trainer = DNASTrainer(supernet, latency, data, settings, checkpoint=checkpoint, identity={"key": key})
+    history = trainer.fit().history
+    best = derive(view, supernet.probabilities(), latency, samples=0, seed=settings.seed)[0]
+    first, last = history[0], history[-1]
+    return {"indices": list(best.indices), "arch": json.loads(best.arch.to_json()), "hash": best.arch.hash(),
+            "latency_ms": best.latency_ms, "reference_ms": trainer.reference_ms,
+            "weight_ce": [first["weight_ce"], last["weight_ce"]], "arch_ce_last": last["arch_ce"],
+            "expected_latency_ms": [first["expected_latency_ms"], last["expected_latency_ms"]],
+            "mean_entropy_last": last["mean_entropy"], "seconds": sum(h["seconds"] for h in history),
+            "choices": [layer.labels[k] for layer, k in zip(view.layers, best.indices, strict=True)]}
+
+
+def matched_random(latency: LatencyModel, target_ms: float, *, band: float, exclude: tuple[int, ...], seed: int,
+                   draws: int = 20000) -> tuple[tuple[int, ...], float]:
+    """A random architecture whose table latency is within ``band`` (relative) of ``target_ms``.
+
+    Uniform sampling rarely reaches the ends of the latency range, so layers are drawn from the
+    exponentially tilted distribution ``p_{l,i} ~ exp(-lam * cost_{l,i})`` whose expected latency
+    is ``target_ms`` (``lam`` by bisection; ``lam = 0`` is uniform), the maximum-entropy
+    distribution at that latency; the first draw within the band (other than ``exclude``) wins,
+    else the closest of ``draws`` (its latency is reported, so a miss shows).
+    """
+    costs = [c.double().cpu().numpy() for c in latency.costs()]
+    scale = float(np.mean([c.std() for c in costs])) or 1.0
+
+    def probs(lam: float) -> list[np.ndarray]:
+        out = []
+        for c in costs:
+            w = np.exp(-lam * (c - c.min()) / scale)
+            out.append(w / w.sum())
+        return out
+
+    def expected(lam: float) -> float:
+        return latency.constant + sum(float(p @ c) for p, c in zip(probs(lam), costs, strict=True))
+
+    lo, hi = -50.0, 50.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if expected(mid) > target_ms else (lo, mid)
+    p = probs((lo + hi) / 2)
+    rng = np.random.default_rng(seed)
+    best: tuple[tuple[int, ...], float] | None = None
+    for _ in range(draws):
+        indices = tuple(int(rng.choice(len(q), p=q)) for q in p)
+        ms = latency.of(indices)
+        if indices == exclude:
+            continue
+        if abs(ms - target_ms) <= band * target_ms:
+            return indices, ms
+        if best is None or abs(ms - target_ms) < abs(best[1] - target_ms):
+            best = (indices, ms)
+    assert best is not None  # 9^22 architectures: a draw other than ``exclude`` always comes
+    return best
+
+
+def train_net(cache: ResultFile, arch: Arch, evaluator: TrainedAccuracy) -> dict[str, Any]:
+    """Top-1 of ``arch`` after the bench's retraining recipe (cached by arch hash and recipe)."""
+    key = f"{arch.hash()}-{config_digest(evaluator.config())}"
+    hit = cache.get("trained", key)
+    if hit is not None:
+        return hit
+    result = evaluator(arch)
+    if not result.ok:
+        raise RuntimeError(f"training {arch.hash()} failed: {result.reason}")
+    return cache.put("trained", key, {"hash": arch.hash(), "top1": result.metrics["top1"],
+                                      "seconds": result.info.get("seconds")})
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """``--mode search``: DNAS per latency weight, then the derived network against a random
+    network of the same table latency, both retrained with one recipe."""
+    torch.set_num_threads(args.threads)
+    view = layerwise_view(get_space("fbnet", resolution=32, num_classes=10))
+    table = latency_tables.load(args.latency_table, check_env=False)
+    latency = LatencyModel.from_table(view, table)
+    data = search_data(args)
+    cache = ResultFile(Path(args.cache))
+    recipe = TrainConfig(epochs=args.retrain_epochs, batch_size=args.batch_size, lr=args.retrain_lr, seed=args.seed)
+    trainer = TrainedAccuracy(data, recipe, threads=args.threads, progress=False)
+    identity = {"space": "fbnet", "resolution": 32, "data": data.describe(), "latency_constant": latency.constant,
+                "latency_costs": [[round(float(v), 9) for v in c] for c in latency.costs()]}
+    mean_ms = latency.mean()
+    rows = []
+    bar = tqdm(total=3 * len(args.alphas), desc="bench_supernet search", unit="task")
+    for alpha in args.alphas:
+        settings = DNASSettings(mode="soft" if args.strategy == "fbnet" else "single", epochs=args.dnas_epochs,
+                                warmup_epochs=args.dnas_warmup_epochs, alpha=alpha, weight_lr=args.weight_lr,
+                                arch_lr=args.arch_lr, batch_size=args.batch_size, seed=args.seed, threads=args.threads,
+                                device=args.device)
+        key = config_digest({**identity, "settings": {k: v for k, v in vars(settings).items()
+                                                      if k not in ("threads", "device", "time_limit_s")}})
+        bar.set_postfix_str(f"alpha {alpha:g}: DNAS")
+        found = cache.get("dnas", key)
+        if found is None:
+            ckpt = Path(args.cache).with_name(f"dnas-{key}.ckpt")
+            found = cache.put("dnas", key, run_dnas(view, latency, data, settings, key, ckpt))
+            ckpt.unlink(missing_ok=True)
+        bar.update()
+        derived = Arch.from_json(json.dumps(found["arch"]))
+        random_idx, random_ms = matched_random(latency, found["latency_ms"], band=args.band,
+                                               exclude=tuple(found["indices"]), seed=args.seed)
+        nets = {"derived": derived, "random": view.arch(random_idx)}
+        trained = {}
+        for name, arch in nets.items():
+            bar.set_postfix_str(f"alpha {alpha:g}: train {name}")
+            trained[name] = train_net(cache, arch, trainer)
+            bar.update()
+        rows.append({"alpha": alpha, "dnas": found,
+                     "derived": {"hash": derived.hash(), "latency_ms": found["latency_ms"], "top1": trained["derived"]["top1"]},
+                     "random": {"hash": nets["random"].hash(), "latency_ms": random_ms, "top1": trained["random"]["top1"],
+                                "choices": [layer.labels[k] for layer, k in zip(view.layers, random_idx, strict=True)]}})
+    bar.close()
+    result = search_summary(args, rows, mean_ms, data, recipe)
+    print_search(result)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_json(out, result)
+        write_markdown(out.with_suffix(".md"), result)
+    return 0
+
+
+def search_summary(args: argparse.Namespace, rows: list[dict[str, Any]], mean_ms: float, data: Dataset,
+                   recipe: TrainConfig) -> dict[str, Any]:
+    """The figures and the two claims: a larger latency weight gives a network no slower (strictly
+    faster at both ends), and each derived network beats its random twin of the same latency."""
+    lats = [r["derived"]["latency_ms"] for r in rows]
+    ordered = sorted(rows, key=lambda r: r["alpha"])
+    by_alpha = [r["derived"]["latency_ms"] for r in ordered]
+    wins = sum(r["derived"]["top1"] > r["random"]["top1"] for r in rows)
+    return {
+        "command": "python scripts/bench_supernet.py " + shlex.join(args.argv),
+        "strategy": args.strategy, "space": "fbnet", "resolution": 32, "data": args.data,
+        "train_per_class": args.train_per_class, "test_per_class": args.test_per_class, "data_identity": data.describe(),
+        "latency_table": str(args.latency_table), "space_mean_latency_ms": mean_ms,
+        "dnas": {"epochs": args.dnas_epochs, "warmup_epochs": args.dnas_warmup_epochs, "weight_lr": args.weight_lr,
+                 "arch_lr": args.arch_lr, "batch_size": args.batch_size, "loss": "relative"},
+        "retrain": recipe.to_dict(), "band": args.band, "threads": args.threads, "torch": torch.__version__,
+        "rows": rows,
+        "claims": {
+            "latency_falls_with_alpha": all(a >= b for a, b in zip(by_alpha[:-1], by_alpha[1:], strict=True)) and by_alpha[0] > by_alpha[-1],
+            "derived_beats_random": f"{wins} of {len(rows)}",
+            "latency_range_ms": [min(lats), max(lats)],
+        },
+    }
+
+
+def print_search(result: dict[str, Any]) -> None:
+    mean = result["space_mean_latency_ms"]
+    print(f"fbnet@32, {result['strategy']}, {result['train_per_class']} img/class; space mean latency {mean:.4g} ms")
+    print(f"{'alpha':>7} {'derived ms':>11} {'x mean':>7} {'random ms':>10} {'x derived':>9} "
+          f"{'derived top1':>12} {'random top1':>11} {'diff':>6}  weight CE")
+    for r in result["rows"]:
+        d, q = r["derived"], r["random"]
+        print(f"{r['alpha']:7g} {d['latency_ms']:11.4g} {d['latency_ms'] / mean:7.3f} {q['latency_ms']:10.4g} "
+              f"{q['latency_ms'] / d['latency_ms']:9.3f} {d['top1']:12.2f} {q['top1']:11.2f} "
+              f"{d['top1'] - q['top1']:+6.2f}  {r['dnas']['weight_ce'][0]:.3f} -> {r['dnas']['weight_ce'][1]:.3f}")
+    c = result["claims"]
+    print(f"latency falls as alpha grows: {c['latency_falls_with_alpha']}; derived beats random: "
+          f"{c['derived_beats_random']}")
+
+
+def write_markdown(path: Path, result: dict[str, Any]) -> None:
+    mean = result["space_mean_latency_ms"]
+    rt, dn = result["retrain"], result["dnas"]
+    lines = [
+        "# DNAS on fbnet@32: does the latency weight move the derived network, and does it beat random?", "",
+        f"Re-run (resumes from its cache): `{result['command']}`", "",
+        f"- search: `{result['strategy']}` DNAS, loss `CE + alpha * LAT / LAT_ref` (LAT_ref = the space's mean "
+        f"table latency, {mean:.4g} ms), {dn['epochs']} epochs ({dn['warmup_epochs']} weights-only), weight lr "
+        f"{dn['weight_lr']}, arch lr {dn['arch_lr']}, batch {dn['batch_size']}; data `{result['data']}`, "
+        f"{result['train_per_class']} train / {result['test_per_class']} test images per class",
+        f"- retraining (derived and random alike): {rt['epochs']} epochs, batch {rt['batch_size']}, lr {rt['lr']}, "
+        f"seed {rt['seed']}, top-1 on the test subset",
+        f"- random twin: drawn from the space (maximum-entropy distribution at the derived network's latency), "
+        f"first draw within ±{result['band']:.0%} of its table latency",
+        f"- latency table `{result['latency_table']}`; {result['threads']} thread(s), torch {result['torch']}", "",
+        "| alpha | derived ms | x space mean | random ms | random / derived | derived top-1 | random top-1 | diff | "
+        "supernet weight CE (first -> last epoch) | derived hash |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in result["rows"]:
+        d, q = r["derived"], r["random"]
+        lines.append(f"| {r['alpha']:g} | {d['latency_ms']:.4g} | {d['latency_ms'] / mean:.3f} | {q['latency_ms']:.4g} | "
+                     f"{q['latency_ms'] / d['latency_ms']:.3f} | {d['top1']:.2f} | {q['top1']:.2f} | "
+                     f"{d['top1'] - q['top1']:+.2f} | {r['dnas']['weight_ce'][0]:.3f} -> {r['dnas']['weight_ce'][1]:.3f} | "
+                     f"`{d['hash']}` |")
+    c = result["claims"]
+    lines += ["", f"- a larger latency weight gives a faster derived network: **{c['latency_falls_with_alpha']}**",
+              f"- the derived network beats the random one of the same latency: **{c['derived_beats_random']}**", ""]
+    atomic_write_text(path, "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=("cost", "search"), default="cost",
+                   help="cost: step time and memory; search: DNAS per latency weight vs random (default %(default)s)")
+    p.add_argument("--space", default="fbnet", help="cost: layer-wise space (fbnet, mobile; default %(default)s)")
+    p.add_argument("--resolution", type=int, default=32, help="cost: input size (default %(default)s)")
+    p.add_argument("--num-classes", type=int, default=10, help="cost: default %(default)s")
+    p.add_argument("--batch-size", type=int, default=None, help="default 32 (cost), 64 (search)")
+    p.add_argument("--steps", type=int, default=5, help="cost: timed steps per network (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=5.0, help="cost: Gumbel-softmax temperature (default %(default)s)")
+    p.add_argument("--device", default="cpu", help="default %(default)s")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="default %(default)s")
+    p.add_argument("--out", help="write the figures as JSON to this file (search: and Markdown next to it)")
+    s = p.add_argument_group("search mode")
+    s.add_argument("--data", default="synthetic", help="CIFAR-10 tree or .tar.gz, or synthetic (default %(default)s)")
+    s.add_argument("--data-cache", default=None, help="dataset decoding cache (default ~/.cache/litenas)")
+    s.add_argument("--train-per-class", type=int, default=100, help="default %(default)s")
+    s.add_argument("--test-per-class", type=int, default=100, help="default %(default)s")
+    s.add_argument("--latency-table", help="fbnet@32 latency table (shipped name or file)")
+    s.add_argument("--alphas", type=float, nargs="+", default=[0.02, 0.1, 0.5], help="latency weights (default %(default)s)")
+    s.add_argument("--strategy", choices=("fbnet", "proxyless"), default="fbnet", help="default %(default)s")
+    s.add_argument("--dnas-epochs", type=int, default=3, help="default %(default)s")
+    s.add_argument("--dnas-warmup-epochs", type=int, default=1, help="default %(default)s")
+    s.add_argument("--weight-lr", type=float, default=DNASSettings.weight_lr, help="default %(default)s")
+    s.add_argument("--arch-lr", type=float, default=DNASSettings.arch_lr, help="default %(default)s")
+    s.add_argument("--retrain-epochs", type=int, default=5, help="default %(default)s")
+    s.add_argument("--retrain-lr", type=float, default=0.1, help="default %(default)s")
+    s.add_argument("--band", type=float, default=0.05, help="random twin's latency band (default %(default)s)")
+    s.add_argument("--cache", default="runs/bench_supernet/cache.json", help="resumable results (default %(default)s)")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.batch_size is None:
+        args.batch_size = 32 if args.mode == "cost" else 64
+    if args.steps < 1 or args.batch_size < 1 or args.threads < 1:
+        p.error("--steps, --batch-size and --threads must be >= 1")
+    if args.mode == "cost":
+        return run_cost(args)
+    if args.latency_table is None:
+        p.error("--mode search needs --latency-table (an fbnet@32 table: python -m latency_tables build "
+                "--space fbnet --resolution 32 --threads 1 --out FILE)")
+    for name in ("train_per_class", "test_per_class", "retrain_epochs", "dnas_epochs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not 0 < args.band < 1 or any(a < 0 for a in args.alphas):
+        p.error("--band must be in (0, 1) and every --alphas value >= 0")
+    return run_search(args)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from nas.search.dnas import (
     dnas_loss,
     layerwise_view,
 )
+from nas.search.dnas.train import GRAD_CLIP_NORM, WEIGHT_DECAY
 from search_spaces.spaces import get_space
 
 RES, CLASSES = 32, 10
@@ -152,9 +153,58 @@ def test_loss_forms_and_the_mult_latency_floor(view, data, initial) -> None:
     ce, lat = torch.tensor(2.0), torch.tensor(20.0)
     assert float(dnas_loss(ce, lat, kind="mult", alpha=0.2, beta=0.6)) == pytest.approx(2 * 0.2 * np.log(20) ** 0.6)
     assert float(dnas_loss(ce, lat, kind="add", alpha=0.1, beta=2.0)) == pytest.approx(2 + 0.1 * 400)
+    assert float(dnas_loss(ce, lat, kind="relative", alpha=0.2, beta=1.0, reference_ms=10.0)) == pytest.approx(2.4)
+    # the relative loss is scale-free: the same networks timed 100x faster give the same loss
+    assert float(dnas_loss(ce, lat / 100, kind="relative", alpha=0.2, beta=0.5, reference_ms=0.1)) == pytest.approx(
+        float(dnas_loss(ce, lat, kind="relative", alpha=0.2, beta=0.5, reference_ms=10.0)))
     tiny = LatencyModel([[0.01] * len(layer) for layer in view.layers], 0.1)  # every network < 1 ms
-    with pytest.raises(ValueError, match="use dnas_loss 'add'"):
+    with pytest.raises(ValueError, match="dnas_loss: 'mult' needs every table latency > 1 ms.*use dnas_loss 'relative'"):
         DNASTrainer(fresh(initial), tiny, data, settings(loss="mult", alpha=0.2))
+
+
+def test_the_default_loss_trains_where_every_network_is_under_a_millisecond(view, data, initial) -> None:
+    """fbnet@32: every network is faster than 1 ms, which FBNet's log-latency loss refuses."""
+    tiny = LatencyModel([[0.004 * (1 + k) for k in range(len(layer))] for layer in view.layers], 0.05)
+    assert tiny.bounds()[1] < 1.0
+    defaults = DNASSettings()
+    assert defaults.loss == "relative"
+    net = fresh(initial)
+    trainer = DNASTrainer(net, tiny, data, DNASSettings(epochs=2, batch_size=8, arch_lr=0.1))
+    assert trainer.reference_ms == pytest.approx(float(tiny([torch.full((9,), 1 / 9)] * len(view.layers))))
+    history = trainer.fit().history
+    assert len(history) == 2 and history[1]["searched"]
+    assert all(np.isfinite(h["weight_ce"]) for h in history) and np.isfinite(history[1]["arch_loss"])
+    assert history[1]["expected_latency_ms"] < tiny.mean()  # the latency term pulled the distribution down
+
+
+# ------------------------------------------------------------------------- stable weight training
+def test_residual_candidates_start_as_the_identity(initial) -> None:
+    net = fresh(initial).train()
+    residual = [(i, cand) for i, layer in enumerate(net.layers) for cand in layer.candidates
+                if getattr(cand, "has_skip", False)]
+    assert len(residual) > 50  # fbnet: every stride-1 candidate with equal widths but skip
+    for i, cand in residual[::7]:
+        layer = net.view.layers[i]
+        x = torch.randn(4, layer.in_chs, layer.in_size, layer.in_size)
+        assert torch.equal(cand(x), x)
+
+
+def test_a_weight_step_is_bounded_by_gradient_clipping(initial, latency, data, monkeypatch) -> None:
+    """A wildly wrong classifier gives a huge gradient; the step stays within the clipped norm."""
+    norms = []
+    clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: norms.append(clip(*a, **k)) or norms[-1])
+    net = fresh(initial)
+    trainer = DNASTrainer(net, latency, data, settings(mode="single", weight_lr=0.1))
+    with torch.no_grad():
+        net.head.classifier.weight.mul_(1e4)
+    before = [p.detach().clone() for p in net.weight_parameters()]
+    x, y = torch.randn(8, 3, RES, RES), torch.arange(8)
+    trainer.weight_step(x, y, 5.0, 0.1)
+    assert len(norms) == 1 and norms[0] > 10 * GRAD_CLIP_NORM  # the raw gradient was far beyond the clip
+    step = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(net.weight_parameters(), before, strict=True)))
+    decay = 0.1 * WEIGHT_DECAY * torch.sqrt(sum((b ** 2).sum() for b in before))
+    assert step <= 0.1 * (1 + 0.9) * GRAD_CLIP_NORM * 1.001 + decay  # Nesterov's first step: lr * (1 + mu) * g
     with pytest.raises(ValueError, match="dnas_warmup_epochs"):
         settings(epochs=2, warmup_epochs=2)
 
@@ -184,8 +234,9 @@ def test_single_path_runs_exactly_one_candidate_per_layer(initial, latency, data
 
 # ----------------------------------------------------------------------------- latency trade-off
 @pytest.mark.parametrize("mode,loss,key,values,extra", [
-    ("single", "add", "alpha", (0.0, 0.3, 3.0), {"epochs": 2}),
-    ("soft", "mult", "beta", (0.0, 1.0, 4.0), {"alpha": 0.2, "arch_lr": 0.3}),
+    ("single", "add", "alpha", (0.0, 0.001, 0.01), {"epochs": 2}),
+    ("soft", "relative", "alpha", (0.0, 0.3, 3.0), {"arch_lr": 0.3}),
+    ("soft", "mult", "beta", (0.0, 0.1, 4.0), {"alpha": 0.2, "arch_lr": 0.3}),
 ])
 def test_raising_the_latency_weight_lowers_the_derived_latency(initial, view, latency, data, mode, loss, key,
                                                                values, extra) -> None:
@@ -268,7 +319,7 @@ def base_config(tmp_path: Path, table_file: Path, **changes) -> SearchConfig:
 
 
 @pytest.mark.parametrize("changes,needle", [
-    ({"dnas_loss": "log"}, "dnas_loss: 'log' is not one of"),
+    ({"dnas_loss": "log"}, "dnas_loss: 'log' is not one of relative, mult, add"),
     ({"dnas_temperature_decay": 1.5}, "dnas_temperature_decay"),
     ({"dnas_warmup_epochs": 1}, "dnas_warmup_epochs"),
     ({"dnas_loss": "mult", "dnas_alpha": 0.0}, "dnas_alpha"),

@@ -61,9 +61,11 @@ _HELP = {
     "max_retries": "re-submissions of an evaluation whose worker died (ray executor)",
     "dnas_epochs": "supernet training epochs, warm-up included (fbnet, proxyless); raise it and re-run to train on",
     "dnas_warmup_epochs": "first epochs that train the supernet weights only (fbnet, proxyless)",
-    "dnas_loss": "mult (FBNet: CE*alpha*log(LAT)^beta) | add (CE + alpha*LAT^beta); LAT in ms (fbnet, proxyless)",
-    "dnas_alpha": "weight of the latency term (FBNet: 0.2) (fbnet, proxyless)",
-    "dnas_beta": "exponent of the latency term (FBNet: 0.6) (fbnet, proxyless)",
+    "dnas_loss": "relative (CE + alpha*(LAT/LAT_ref)^beta, LAT_ref the space's mean latency: any latency scale) | "
+                 "mult (FBNet: CE*alpha*log(LAT)^beta, every LAT > 1 ms) | add (CE + alpha*LAT^beta); LAT in ms "
+                 "(fbnet, proxyless)",
+    "dnas_alpha": "weight of the latency term (relative: nats of CE per space-mean latency) (fbnet, proxyless)",
+    "dnas_beta": "exponent of the latency term (FBNet's mult: 0.6) (fbnet, proxyless)",
     "dnas_temperature": "Gumbel-softmax temperature of the first epoch (FBNet: 5.0) (fbnet, proxyless)",
     "dnas_temperature_decay": "temperature factor per epoch (FBNet: 0.956) (fbnet, proxyless)",
     "dnas_weight_lr": "peak SGD learning rate of the supernet weights, cosine decay (fbnet, proxyless)",

@@ -1,10 +1,15 @@
 """The settings of a differentiable search, validated up front (no torch import here, so
 :mod:`nas.search.config` can check them cheaply).
 
-Defaults follow the papers: Gumbel-softmax temperature 5.0 decayed by 0.956 per epoch, loss
-``CE * alpha * log(LAT) ** beta`` with ``alpha = 0.2``, ``beta = 0.6``, Adam at 0.01 for the
-architecture parameters on 20% of the training data, and 6 architectures sampled from the learned
-distribution besides the argmax (Wu et al., "FBNet", CVPR 2019).
+Defaults follow the papers: Gumbel-softmax temperature 5.0 decayed by 0.956 per epoch, Adam at
+0.01 for the architecture parameters on 20% of the training data, and 6 architectures sampled from
+the learned distribution besides the argmax (Wu et al., "FBNet", CVPR 2019). The default loss is
+the additive ``CE + alpha * (LAT / LAT_ref) ** beta`` (``relative``, ``alpha = 0.2``,
+``beta = 1``): ProxylessNAS's ``CE + lambda * E[LAT]`` (Cai et al., ICLR 2019) with the latency
+measured in units of a reference, as MnasNet's ``(LAT / T) ** w`` is (Tan et al., CVPR 2019), so
+the latency weight means the same at 32 px (every fbnet network under 1 ms) and at 224 px (20-60
+ms). FBNet's own ``CE * alpha * log(LAT) ** beta`` (``mult``, LAT in ms) depends on the unit: it
+needs every latency above 1 ms, and with Adam its ``alpha`` only rescales the whole loss.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ __all__ = ["MODES", "LOSSES", "DNASSettings"]
 MODES = ("soft", "single")
 """``soft``: FBNet's Gumbel-softmax mixture of every candidate; ``single``: one sampled path per
 layer and step (ProxylessNAS-style, hard Gumbel-softmax straight-through)."""
-LOSSES = ("mult", "add")
-"""``mult``: FBNet's ``CE * alpha * log(LAT) ** beta``; ``add``: ``CE + alpha * LAT ** beta``."""
+LOSSES = ("relative", "mult", "add")
+"""``relative``: ``CE + alpha * (LAT / LAT_ref) ** beta``, ``LAT_ref`` the expected latency of the
+uniform distribution (the supernet's start); ``mult``: FBNet's ``CE * alpha * log(LAT) ** beta``
+(LAT in ms); ``add``: ``CE + alpha * LAT ** beta`` (LAT in ms)."""
 
 
 def _number(name: str, value: Any, *, integer: bool = False) -> float:
@@ -37,8 +44,9 @@ class DNASSettings:
         mode: ``soft`` (FBNet) or ``single`` (single-path, ProxylessNAS-style).
         epochs: passes over the weight split (warm-up included).
         warmup_epochs: first epochs that train the weights only (the architecture is frozen).
-        loss: ``mult`` or ``add`` (see :data:`LOSSES`).
-        alpha, beta: the latency term's weight and exponent.
+        loss: ``relative``, ``mult`` or ``add`` (see :data:`LOSSES`).
+        alpha, beta: the latency term's weight and exponent (``relative``: ``alpha`` nats of
+            cross-entropy per reference latency).
         temperature: Gumbel-softmax temperature of epoch 0; epoch ``e`` uses
             ``temperature * temperature_decay ** e``.
         temperature_decay: per-epoch factor, in ``(0, 1]``.
@@ -55,9 +63,9 @@ class DNASSettings:
     mode: str = "soft"
     epochs: int = 10
     warmup_epochs: int = 1
-    loss: str = "mult"
+    loss: str = "relative"
     alpha: float = 0.2
-    beta: float = 0.6
+    beta: float = 1.0
     temperature: float = 5.0
     temperature_decay: float = 0.956
     weight_lr: float = 0.1

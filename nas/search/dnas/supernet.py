@@ -41,7 +41,7 @@ from torch import nn
 
 from latency_tables.predict import LatencyPredictor, op_params
 from latency_tables.table import LatencyTable, MissingKeyError
-from nas.builder import init_weights
+from nas.builder import init_weights, zero_last_bn_of_residuals
 from nas.search.dnas.settings import MODES
 from search_spaces.layerwise import LayerwiseView
 from search_spaces.registry import OpConfig
@@ -85,7 +85,9 @@ class Supernet(nn.Module):
     """``stem -> MixedOp per searched layer -> head`` for a :class:`LayerwiseView`, with the
     architecture parameters ``theta`` (one zero-initialised logit vector per layer).
 
-    Weights are initialised as :func:`nas.builder.build_model` initialises a network.
+    Weights are initialised as :func:`nas.builder.build_model` initialises a network, and every
+    residual candidate starts as the identity (:func:`nas.builder.zero_last_bn_of_residuals`), so
+    the stream of a fresh 22-layer path is not the sum of 22 random branches.
     """
 
     def __init__(self, view: LayerwiseView):
@@ -95,6 +97,7 @@ class Supernet(nn.Module):
         self.layers = nn.ModuleList(MixedOp(layer.configs) for layer in view.layers)
         self.head = view.head.build()
         init_weights(self)
+        zero_last_bn_of_residuals(op for layer in self.layers for op in layer.candidates)
         self.theta = nn.ParameterList(nn.Parameter(torch.zeros(len(layer))) for layer in view.layers)
 
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -209,6 +212,11 @@ class LatencyModel(nn.Module):
     def of(self, indices: Sequence[int]) -> float:
         """The latency of the architecture taking candidate ``indices[l]`` in layer ``l``."""
         return self.constant + sum(float(c[k]) for c, k in zip(self.costs(), indices, strict=True))
+
+    def mean(self) -> float:
+        """The expected latency under the uniform distribution (every candidate equally likely):
+        the supernet's starting point, and the reference of the ``relative`` loss."""
+        return self.constant + sum(float(c.mean()) for c in self.costs())
 
     def bounds(self) -> tuple[float, float]:
         """The lowest and highest latency any architecture of the view has."""
