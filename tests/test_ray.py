@@ -73,6 +73,28 @@ class Sabotaged(Evaluator):
         return self.inner.evaluate(arch)
 
 
+class CountsLoads(Evaluator):
+    """``inner``; every copy of it that arrives in a process (unpickled) leaves a mark
+    ``load-<pid>-<ns>`` in ``marks``."""
+
+    def __init__(self, inner: Evaluator, marks: Path):
+        self.inner, self.marks = inner, marks
+        self.name, self.metrics = inner.name, inner.metrics
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        (self.marks / f"load-{os.getpid()}-{time.monotonic_ns()}").touch()
+
+    def config(self) -> dict[str, Any]:
+        return self.inner.config()
+
+    def check(self, arch: Arch) -> None:
+        self.inner.check(arch)
+
+    def evaluate(self, arch: Arch) -> Result:
+        return self.inner.evaluate(arch)
+
+
 @pytest.fixture(scope="module")
 def table(tmp_path_factory) -> Path:
     return fake_table(tmp_path_factory.mktemp("table") / "fbnet32.json")
@@ -161,6 +183,29 @@ def test_a_killed_worker_loses_nothing(tmp_path, table, ray_address) -> None:
     assert crashed in {r.arch.hash() for r in evaluated}
     assert all(search.score.lookup(r.arch) is not None for r in evaluated)  # cached by the driver
     assert len(list(marks.glob(f"attempt-{crashed}-*"))) == 2  # the first attempt died, the retry finished
+
+
+def test_a_supernet_search_loads_the_weights_once_per_worker(tmp_path, table, ray_address, capsys) -> None:
+    """``--evaluator supernet`` on Ray: the supernet travels once to each worker process (not
+    with every task), and the scores are those of the same search run in-process."""
+    sn_dir = tmp_path / "supernet"
+    assert main(["supernet", "train", "--space", "fbnet", "--resolution", "32", "--data", "synthetic",
+                 "--train-per-class", "8", "--epochs", "1", "--batch-size", "40", "--randoms", "1",
+                 "--threads", "1", "--out", str(sn_dir), "--quiet"]) == 0
+    capsys.readouterr()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    settings = dict(evaluator="supernet", supernet=str(sn_dir), budget=6, population=4, sample_size=2)
+    local = _run(Search.from_config(config(tmp_path / "local", table, **settings)), None)
+    cfg = config(tmp_path / "ray", table, executor="ray", ray_address=ray_address, workers=2, **settings)
+    search = Search.from_config(cfg)
+    on_ray = _run(search, make_executor(cfg, CountsLoads(search.score.inner, marks)))
+    assert len(on_ray) == 6 and all(r.state == "complete" for r in on_ray)
+    scored_locally = {r.arch.hash(): r.metrics["top1"] for r in local}
+    both = [r for r in on_ray if r.arch.hash() in scored_locally]  # the first population at least
+    assert len(both) >= 4 and all(r.metrics["top1"] == scored_locally[r.arch.hash()] for r in both)
+    pids = [m.name.split("-")[1] for m in marks.glob("load-*")]
+    assert 1 <= len(pids) < 6 and len(set(pids)) == len(pids)  # one load per worker process
 
 
 def test_a_hung_candidate_times_out(tmp_path, table, ray_address) -> None:

@@ -4,7 +4,8 @@ The driver (the runner, :mod:`nas.search.runner`) stays the only writer of the d
 of the result cache; workers only compute. Each evaluation is one Ray task that runs the
 *uncached* evaluator (a :class:`~evaluators.cache.Cached` one is unwrapped: workers never touch
 the driver's cache, which may not even be on their file system). The evaluator is put in the
-object store once and shared by every task.
+object store once and unpickled once per worker process (a supernet's weights travel once to
+each worker, not with every task).
 
 Failures:
 
@@ -57,8 +58,19 @@ _LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.ex
 _CONNECT_TIMEOUT_S = 5.0
 
 
-def _evaluate(evaluator: Evaluator, arch: Arch) -> Result:
-    """The Ray task: one evaluation, in a worker process."""
+_WORKER_EVALUATOR: dict[str, Evaluator] = {}
+"""In a worker process: the evaluator of the search it serves, by its object-store id."""
+
+
+def _evaluate(evaluator_ref: list[ray.ObjectRef], arch: Arch) -> Result:
+    """The Ray task: one evaluation, in a worker process. The evaluator comes from the object store
+    once per worker process, not once per task (the list keeps Ray from resolving the reference
+    for every task): a supernet's weights or a dataset are unpickled once per worker."""
+    ref = evaluator_ref[0]
+    evaluator = _WORKER_EVALUATOR.get(ref.hex())
+    if evaluator is None:
+        _WORKER_EVALUATOR.clear()  # a long-lived worker that served an earlier search
+        evaluator = _WORKER_EVALUATOR[ref.hex()] = ray.get(ref)
     return evaluator.evaluate(arch)
 
 
@@ -148,7 +160,7 @@ class RayExecutor(Executor):
     # -------------------------------------------------------------------------------- helpers
     def _launch(self, ticket: int, arch: Arch, attempt: int) -> None:
         deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
-        self._tasks[self._remote.remote(self._evaluator_ref, arch)] = _Task(ticket, arch, attempt, deadline)
+        self._tasks[self._remote.remote([self._evaluator_ref], arch)] = _Task(ticket, arch, attempt, deadline)
 
     def _time_to_deadline(self) -> float | None:
         deadlines = [t.deadline for t in self._tasks.values() if t.deadline is not None]
