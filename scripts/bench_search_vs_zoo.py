@@ -15,7 +15,8 @@ variants on request or with ``all``):
 2. Search: ``nas search``'s runner (:class:`nas.search.runner.Search`): regularized evolution over
    ``mobile``@32, latency predicted by ``--latency-table``, hard constraint ``--max-latency-ms`` =
    the budget, MnasNet's hard reward (the estimated accuracy, nothing for being faster), ranked by
-   ``--evaluator``: ``auto`` is ``predictor`` when ``--predictor`` is given, else ``train`` (short
+   ``--evaluator``: ``auto`` is ``predictor`` with ``--predictor`` or, without it, the shipped
+   ``mobile_32_cifar10`` predictor; only where neither exists ``train`` (short
    training on images held out of the training set, never the test set).
 3. Pick, confirmed by measurement: the search's ``--top-k`` best candidates are measured like the
    fixed point; the best-ranked one whose measured latency is <= the budget is the found network
@@ -28,15 +29,15 @@ Presets (every number can be overridden by its flag):
 - ``cpu`` (default; <= 3 hours on the project's 2-core CPU VM, even at ``--threads 1`` beside other
   work): recipe 1000 training images per class (10,000) x 3 epochs, batch 128 (the zoo benchmark's
   budget, so its figures compare), top-1 on all 10,000 test images; search 20 candidates per budget
-  (population 10), each trained 2 epochs on 300 images per class (batch 64, 94 steps) and ranked on
-  50 held-out training images per class. The estimate, from the training speed measured on that VM
-  at one thread (``docs/bench_ranking_trained.json``: 72-235 images/s for the four fixed points,
-  about 130 on average; networks within their latency cost about the same): final training 2 seeds x
-  (4 fixed + 4 found) x 30,000 images + the test set ~ 80 min; search 4 x 20 candidates x ~50 s ~
-  67 min, plus ~10 min of proposals rejected by the latency table; latency ~ 2 min: about 2.7 hours.
-  ``--fixed-points all`` (8 budgets) doubles it. A search budget this small ranks by a weak signal
-  (issue 15: 500 images/class x 1 epoch scores the fixed points at chance); ``--predictor`` ranks by
-  an accuracy predictor fitted on networks trained for real, in milliseconds.
+  (population 10), ranked by the shipped accuracy predictor (milliseconds each). The estimate, from
+  the training speed measured on that VM at one thread (``docs/bench_ranking_trained.json``: 72-235
+  images/s for the four fixed points, about 130 on average; networks within their latency cost about
+  the same): final training 2 seeds x (4 fixed + 4 found) x 30,000 images + the test set ~ 80 min;
+  latency ~ 2 min: about 1.4 hours. ``--fixed-points all`` (8 budgets) doubles it. Without a
+  predictor (``--evaluator train``) each candidate is trained 2 epochs on 300 images per class
+  (batch 64, 94 steps) and ranked on 50 held-out training images per class: 4 x 20 candidates x
+  ~50 s ~ 67 min more, by a weak signal (issue 15: 500 images/class x 1 epoch scores the fixed
+  points at chance).
 - ``gpu`` (``--device cuda``): the long schedule: the full 50,000 training images x 100 epochs,
   top-1 on the 10,000 test images; search 100 candidates per budget, each trained 10 epochs on 1,000
   images per class. Latency is still measured on this machine's CPU.
@@ -83,7 +84,7 @@ from tqdm.auto import tqdm
 import latency_tables
 from evaluators import Cached, Dataset, JsonCache, MeasuredLatency, TrainConfig, TrainedAccuracy
 from evaluators.datasets import load_dataset, synthetic
-from evaluators.predictor import resolve_predictor
+from evaluators.predictor import resolve_predictor, shipped_predictors
 from evaluators.proxies import PROXIES
 from latency_tables.measure import Settings, device_name
 from latency_tables.predict import LatencyPredictor
@@ -109,6 +110,8 @@ FIXED_POINTS = STANDARD + tuple(f"{n}_pf" for n in STANDARD)
 MOONSHOT = ("cifar_shufflenet_v2_x1_0", "cifar_mobilenet_v3_large")
 """Issue 15's moonshot: at the first one's latency, the second one's accuracy."""
 EVALUATOR_CHOICES = ("auto", "proxy", "predictor", "supernet", "train")
+SHIPPED_PREDICTOR = "mobile_32_cifar10"
+"""The predictor ``auto`` ranks by when it is shipped (fitted on ``docs/bench_ranking_trained.json``)."""
 BENCH_LATENCY = Settings(threads=1, clock="cpu")
 """Whole-network latency as ``bench_cifar10_zoo.py`` measures it (its harness defaults)."""
 
@@ -181,7 +184,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                 "(default: the preset's)")
     p.add_argument("--data-cache", default=None, help="dataset extraction/decoding cache (default ~/.cache/litenas)")
     p.add_argument("--evaluator", choices=EVALUATOR_CHOICES, default=None,
-                   help="what the search ranks candidates by: auto = predictor when --predictor is given, else train "
+                   help="what the search ranks candidates by: auto = predictor (--predictor, else the shipped "
+                        f"{SHIPPED_PREDICTOR}), else train "
                         "(short training, the preset's --search-* budget) (default: the preset's: auto, proxy for "
                         "smoke)")
     p.add_argument("--predictor", default=None, help="accuracy predictor file or shipped name (evaluator predictor)")
@@ -236,7 +240,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--data: {args.data}: no such file or directory")
     if args.evaluator is None:  # a predictor given is what ranks, whatever the preset's default
         args.evaluator = "predictor" if args.predictor else pre.evaluator
-    if args.evaluator == "auto":
+    if args.evaluator == "auto":  # the accuracy predictor shipped for this task, if any, ranks best
+        if args.predictor is None and SHIPPED_PREDICTOR in shipped_predictors():
+            args.predictor = SHIPPED_PREDICTOR
         args.evaluator = "predictor" if args.predictor else "train"
     if (args.evaluator == "predictor") != (args.predictor is not None):
         p.error(f"--predictor: give it exactly with --evaluator predictor or auto (evaluator {args.evaluator})")

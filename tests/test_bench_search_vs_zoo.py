@@ -163,9 +163,14 @@ def test_data_that_is_not_cifar_is_refused(tmp_path: Path, capsys: pytest.Captur
     assert len(err.strip().splitlines()) == 1 and "--data" in err
 
 
-def test_the_cpu_preset_searches_with_the_train_evaluator_or_a_given_predictor(tmp_path: Path) -> None:
+def test_the_cpu_preset_searches_with_the_shipped_predictor_the_train_evaluator_or_a_given_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "cifar10.tar.gz"
     data.write_bytes(b"")  # only its existence is checked before the data is loaded
+    monkeypatch.setattr(bsz, "shipped_predictors", lambda: [bsz.SHIPPED_PREDICTOR])
+    shipped = bsz.parse_args(["--data", str(data), "--work", str(tmp_path / "w")])
+    assert (shipped.evaluator, shipped.predictor) == ("predictor", bsz.SHIPPED_PREDICTOR)
+    monkeypatch.setattr(bsz, "shipped_predictors", lambda: [])
     args = bsz.parse_args(["--data", str(data), "--work", str(tmp_path / "w")])
     assert (args.preset, args.fixed_point_names) == ("cpu", bsz.STANDARD)
     config = bsz.search_config(FIXED, 5.31, args)
