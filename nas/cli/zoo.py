@@ -1,10 +1,12 @@
-"""``nas zoo``: list the fixed points with their complexity, show one as string or JSON."""
+"""``nas zoo``: list the fixed points with their complexity, show one as string or JSON, import a
+reference library's pretrained weights into one."""
 
 from __future__ import annotations
 
 import argparse
 
 from nas.cli.output import print_json, print_table
+from search_spaces.zoo.weights import SOURCES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +23,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("name", help="zoo entry name (see `nas zoo list`)")
     show.add_argument("--json", action="store_true", help="print the JSON description")
     show.set_defaults(func=_show)
+
+    imp = zsub.add_parser(
+        "import-weights", help="a torchvision/timm/pytorchcv checkpoint as a litenas model file",
+        description="Map a reference library's state dict (torch.save file, read with weights_only=True, or "
+                    ".safetensors when the safetensors package is installed) onto a zoo network, exactly, and "
+                    "write a litenas model file (description + weights) for nas.load, `nas train --init` and "
+                    "`nas export --weights`.",
+    )
+    imp.add_argument("name", help="zoo entry name (see `nas zoo list`)")
+    imp.add_argument("--source", choices=SOURCES,
+                     help="the library the checkpoint comes from (default: the entry's reference)")
+    imp.add_argument("--checkpoint", required=True, metavar="FILE", help="the library's state dict")
+    imp.add_argument("--out", required=True, metavar="FILE", help="litenas model file to write")
+    imp.add_argument("--num-classes", type=int, metavar="N",
+                     help="class count of the checkpoint's classifier, where it is not the entry's")
+    imp.add_argument("--json", action="store_true", help="print a JSON summary")
+    imp.set_defaults(func=_import_weights)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -73,4 +92,31 @@ def _show(args: argparse.Namespace) -> int:
         print_json(arch.to_dict())
     else:
         print(arch.to_str(), end="")
+    return 0
+
+
+def _import_weights(args: argparse.Namespace) -> int:
+    from nas.builder import build_model
+    from nas.export.pt import save
+    from search_spaces import zoo
+    from search_spaces.zoo.weights import import_weights, reference_model
+
+    source = args.source or reference_model(args.name)[0]
+    state = import_weights(args.name, source, args.checkpoint, num_classes=args.num_classes)
+    arch = zoo.get(args.name)
+    if args.num_classes is not None:
+        arch = arch.replace(num_classes=args.num_classes)
+    model = build_model(arch)
+    model.load_state_dict(state)
+    path = save(model.eval(), args.out)
+    record = {
+        "name": args.name, "source": source, "checkpoint": str(args.checkpoint), "out": str(path),
+        "num_classes": arch.num_classes, "tensors": len(state),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    if args.json:
+        print_json(record)
+    else:
+        print(f"{args.name}: {record['tensors']} tensors ({record['params']:,} parameters) from {source} "
+              f"{args.checkpoint} -> {path} (nas.load / nas train --init / nas export --weights)")
     return 0
