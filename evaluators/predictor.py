@@ -248,8 +248,11 @@ class Predictor:
         predictor's."""
         cols = Featurizer(space).columns
         if space.name != self.space or cols != self.columns:
-            raise ValueError(f"the predictor encodes space {self.space!r} ({len(self.columns)} features), the "
-                             f"search uses {space.name!r} ({len(cols)} features)")
+            differ = next((f"feature {i}: {a!r} (predictor) vs {b!r} (search)"
+                           for i, (a, b) in enumerate(zip(self.columns, cols)) if a != b),
+                          f"{len(self.columns)} features (predictor) vs {len(cols)} (search)")
+            raise ValueError(f"the predictor encodes space {self.space!r}, the search uses {space.name!r} with "
+                             f"another encoding ({differ}): fit the predictor again for this space")
         if data_fingerprint is not None and data_fingerprint != self.data.get("fingerprint"):
             raise ValueError(f"the predictor was fitted on data {self.data.get('fingerprint')}, the search uses "
                              f"{data_fingerprint}")

@@ -49,20 +49,12 @@ def unique_configs(configs: Iterable[OpConfig]) -> list[OpConfig]:
 
 
 def open_space(name: str, resolution: int, num_classes: int | None = None) -> SearchSpace:
-    """Search space ``name`` set up for ``resolution`` (where the input size is an option of the
-    space, not one of its choices) and ``num_classes`` (default: the space's)."""
+    """Search space ``name`` set up as a search at ``resolution`` sets it up (every space takes
+    the input size as an option; ``mobile`` then samples that size's layout) with ``num_classes``
+    outputs (default: the space's)."""
     from search_spaces.spaces import get_space
 
-    space = get_space(name)
-    task = getattr(type(space), "task_options", ())
-    options: dict[str, Any] = {}
-    if "resolution" in task:
-        options["resolution"] = resolution
-    if num_classes is not None:
-        if "num_classes" not in task:
-            raise ValueError(f"search space {name!r} has no num_classes option")
-        options["num_classes"] = num_classes
-    return get_space(name, **options) if options else space
+    return get_space(name, resolution=resolution, **({} if num_classes is None else {"num_classes": num_classes}))
 
 
 def space_configs(space: str, resolution: int, *, extra: bool = False, num_classes: int | None = None

@@ -17,6 +17,8 @@ Networks (deterministic in ``--sample-seed``):
 - view: ``--view-archs`` networks sampled the same way (seed + 1) from the part of the space a
   supernet holds (width 1.0, deepest stages, fixed stem and head): the only networks the
   supernet estimator can score.
+- earlier: networks trained for an earlier plan (before ``mobile``@32 sampled the CIFAR layout,
+  their maps ended at 1x1 or 2x2); they stay in the results and count in the "all" group only.
 
 Estimators (:data:`ESTIMATORS`): MACs, params, minus the table latency, each zero-cost proxy; the
 accuracy predictor, out-of-fold (each network scored by a predictor fitted on the other folds);
@@ -522,7 +524,8 @@ def build_report(plan: Plan, data: Dataset, config: TrainConfig, store: TrainedN
     rows = []
     for r in records:
         c = planned.get(r.arch_hash)
-        kind = c.kind if c else ("fixed" if r.arch_hash in fixed_hashes else r.extra.get("kind") or "sampled")
+        # A trained network the plan no longer holds (an earlier plan's) counts in "all" only.
+        kind = c.kind if c else ("fixed" if r.arch_hash in fixed_hashes else "earlier")
         rows.append({
             "network": r.extra.get("name") or (c.label if c else r.arch_hash), "arch_hash": r.arch_hash,
             "kind": kind, "planned": c is not None, "bin": c.bin if c else r.extra.get("bin"),

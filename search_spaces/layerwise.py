@@ -9,9 +9,10 @@ same input shape and give the same output shape (FBNet's formulation, Wu et al.,
   stem, head and shapes are fixed by the space.
 - ``mobile``: the sub-space where every global and per-stage choice is fixed and only the layer
   templates are searched. Fixed: the input resolution (the space must be built with one, as a
-  search does), width multiplier 1.0, the ``conv`` stem (3x3, stride 2) with the base stem width
-  and the first core stem activation (ReLU), every stage at its deepest core depth (1 for the
-  first and last stage, 4 otherwise) with its core stride and base width, ``standard``
+  search does), width multiplier 1.0, the first core stem (the ``conv`` 3x3 stride 2; below 64
+  pixels the stride-1 ``conv_s1`` of the CIFAR layout) with the base stem width and the first core
+  stem activation (ReLU), every stage at its deepest core depth (1 for the first and last stage,
+  4 otherwise) with its core stride and base width, ``standard``
   downsampling, and the first core head (1x1 conv to 1280, pool, dropout 0.2, linear). Searched:
   each layer slot over its core templates (MBConv kernels/expansions/SE/activations, Ghost,
   ShuffleNetV2 where it fits, and ``skip``, which in a later layer of a stage is the identity, so
@@ -177,7 +178,7 @@ def _mobile_view(space: MobileSpace) -> LayerwiseView:
     fixed = {
         "resolution": 0,
         "width": _index_of(space, "width", 1.0),
-        "stem": _index_of(space, "stem", "conv"),
+        "stem": space.choice("stem").core[0],
         "stem_width": space.choice("stem_width").core[0],
         "stem_act": space.choice("stem_act").core[0],
         "head": space.choice("head").core[0],
@@ -196,7 +197,8 @@ def _mobile_view(space: MobileSpace) -> LayerwiseView:
     for name, value in fixed.items():
         base[where[name]] = value
     options = [space.choice(c).core for c in searched]
-    coverage = (f"mobile at {space.choice('resolution').values[0]}px, width 1.0, conv stem, deepest core depth "
+    coverage = (f"mobile at {space.choice('resolution').values[0]}px, width 1.0, "
+                f"{space.choice('stem').labels[fixed['stem']]} stem, deepest core depth "
                 f"per stage, standard downsampling, head {space.choice('head').labels[fixed['head']]}: "
                 f"{len(searched)} layers x {min(map(len, options))}-{max(map(len, options))} core templates")
     return _build_view(space, tuple(base), searched, options, coverage)

@@ -27,6 +27,15 @@ Choices sampling and mutation draw from (the *core*, see :mod:`search_spaces.spa
   activation, width multiplier 0.5 to 1.5 (``make_divisible(w * m, 8)``; 1.0 keeps the listed
   widths as they are), input resolution 64 to 224, a 1280-wide 1x1 conv head.
 
+*Small inputs.* A space fixed at an input size below :data:`SMALL_INPUT` (CIFAR's 32 pixels)
+samples the CIFAR layout of the zoo's CIFAR networks (kuangliu/pytorch-cifar's MobileNetV2, the
+padding-free paper's CIFAR pairs): a stride-1 stem (``conv_s1`` or ``hybrid``) and the first
+downsampling stage at stride 1, so a network downsamples 8x and ends on a 4x4 map. The ImageNet
+layout's 32x would end on a 1x1 map: trained on CIFAR-10 such networks reached 23-33% top-1
+where the CIFAR fixed points reached 44-62% with the same recipe (``docs/bench_ranking.md``).
+The ImageNet values (the stride-2 ``conv`` stem, stride 2 in that stage and its padding-free
+downsampling) stay in the space as extra values.
+
 Every core point builds: widths are multiples of 8, and 64 pixels keep a 3x3 map through the
 stem and four padding-free downsamplings (the tests check both).
 
@@ -85,6 +94,13 @@ class Stage:
     @property
     def slots(self) -> int:
         return max(self.all_depths)
+
+    def strides(self, small_input: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(core, extra) first strides; at a small input a stage that may start at stride 1
+        does (the CIFAR layout, see the module docstring)."""
+        every = (self.stride, *self.extra_strides)
+        core = 1 if small_input and 1 in every else self.stride
+        return (core,), tuple(s for s in every if s != core)
 
 
 # Extras name the zoo networks that need them: MBv2/MBv3 = MobileNetV2/V3, A1/B1 = MnasNet,
@@ -160,6 +176,8 @@ EXTRA_TEMPLATES: tuple[str, ...] = (
 """Layer templates reachable by encoding only: the zoo's block configurations."""
 
 RESOLUTIONS = (64, 96, 128, 160, 192, 224)
+SMALL_INPUT = 64
+"""A space fixed at an input size below this samples the CIFAR layout (module docstring)."""
 EXTRA_RESOLUTIONS = (32,)  # CIFAR
 WIDTH_MULTIPLIERS = (0.5, 0.75, 1.0, 1.25, 1.5)
 STEM_KINDS = ("conv", "hybrid")
@@ -201,9 +219,7 @@ class MobileSpace(SearchSpace):
         num_classes: classifier outputs of every point.
         resolution: fix the input size to this one value (a search at a given input size);
             ``None`` keeps ``resolutions`` and ``extra_resolutions`` as the resolution choice.
-            At a small fixed size some core points are invalid (padding-free downsampling needs
-            a 3x3 map, which CIFAR's 32 pixels after a stride-2 stem do not keep through four
-            stages); sampling redraws those.
+            Below :data:`SMALL_INPUT` the core takes the CIFAR layout (module docstring).
         stages: the skeleton.
         templates, extra_templates: layer templates (core, extra), as tokens.
         resolutions, extra_resolutions: input sizes.
@@ -246,6 +262,11 @@ class MobileSpace(SearchSpace):
         self.stages = tuple(stages)
         if resolution is not None:
             resolutions, extra_resolutions = (resolution,), ()
+        self.small_input = resolution is not None and resolution < SMALL_INPUT
+        if self.small_input:  # stride-1 stems only, the plain conv first
+            every = (*stem_kinds, *extra_stem_kinds)
+            stem_kinds = tuple(sorted((k for k in every if k != "conv"), key=lambda k: k != "conv_s1"))
+            extra_stem_kinds = tuple(k for k in every if k == "conv")
         for kind in (*stem_kinds, *extra_stem_kinds):
             if kind not in ("conv", "hybrid", "conv_s1"):
                 raise ValueError(f"{self.name}: stem kind must be conv, hybrid or conv_s1, got {kind!r}")
@@ -277,23 +298,25 @@ class MobileSpace(SearchSpace):
             depth = choice(f"s{k}.depth", st.depths, st.extra_depths, f"{where}: layers")
             choices.append(depth)
             present = frozenset(i for i, n in enumerate(depth.values) if n > 0)
-            if st.extra_strides:
-                choices.append(choice(f"s{k}.stride", (st.stride,), st.extra_strides, f"{where}: first stride",
+            core_stride, extra_strides = st.strides(self.small_input)
+            if extra_strides:
+                choices.append(choice(f"s{k}.stride", core_stride, extra_strides, f"{where}: first stride",
                                       parent=depth.name, when=present))
             choices.append(choice(f"s{k}.width", (st.width,), st.extra_widths, f"{where}: width (x multiplier)",
                                   parent=depth.name, when=present))
             for j in range(st.slots):
                 core = self._core_for_slot(core_t, prev_base if j == 0 else st.width, st.width,
-                                           st.stride if j == 0 else 1, width_multipliers)
+                                           core_stride[0] if j == 0 else 1, width_multipliers)
                 self._slot_core[(k, j)] = core
                 choices.append(Choice(
                     f"s{k}.l{j}", self.templates, labels=tuple(t.label for t in self.templates), core=core,
                     parent=depth.name, when=frozenset(i for i, n in enumerate(depth.values) if n > j),
                     doc=f"{where}, layer {j}",
                 ))
-            if st.stride == 2:
+            if 2 in (*core_stride, *extra_strides):  # padding-free downsampling is core where stride 2 is
                 choices.append(Choice(
                     f"s{k}.downsample", DOWNSAMPLE_KINDS, parent=f"s{k}.l0",
+                    core=tuple(range(len(DOWNSAMPLE_KINDS) if core_stride[0] == 2 else 1)),
                     when=frozenset(i for i, t in enumerate(self.templates) if t.has_downsample),
                     doc=f"{where}: downsampling of the first layer",
                 ))
@@ -591,11 +614,13 @@ class MobileSpace(SearchSpace):
         return sorted(configs, key=OpConfig.key)
 
     def skeleton(self) -> list[str]:
+        stems = self.choice("stem")
         lines = [f"input: resolution choice, 3 channels, {self.num_classes} classes",
-                 f"stem: conv 3x3 stride 2 or hybrid (stride 1), base width {self.choice('stem_width').values[0]}"]
+                 f"stem: {' or '.join(stems.labels[i] for i in stems.core)} (conv: 3x3 stride 2, conv_s1: stride 1, "
+                 f"hybrid: stride 1), base width {self.choice('stem_width').values[0]}"]
         for k, st in enumerate(self.stages):
             extra = f"; extra depths {list(st.extra_depths)}" if st.extra_depths else ""
-            lines.append(f"stage {k}: first stride {st.stride}, base width {st.width}, depth "
+            lines.append(f"stage {k}: first stride {st.strides(self.small_input)[0][0]}, base width {st.width}, depth "
                          f"{'/'.join(map(str, st.depths))}{extra}; {st.slots} layer slot(s)")
         lines.append(f"head: one of {len(self._head_blocks)} heads "
                      f"({len(self.choice('head').core)} core: 1x1 conv 1280, pool, linear)")

@@ -31,6 +31,20 @@ def test_readme_main_job_is_a_valid_command() -> None:
     assert args.command == "search"
 
 
+def test_readme_main_job_uses_what_litenas_ships() -> None:
+    """The table and predictor the main job names ship with litenas and fit its space."""
+    import latency_tables
+    from evaluators.predictor import Predictor, resolve_predictor
+    from search_spaces.spaces import get_space
+
+    _, main_job, _ = quick_start_commands()
+    args = build_parser().parse_args(shlex.split(main_job)[1:])
+    table = latency_tables.load(args.latency_table)
+    assert (table.meta["space"], table.resolution) == (args.space, args.resolution)
+    predictor = Predictor.load(resolve_predictor(args.predictor))
+    predictor.check(get_space(args.space, resolution=args.resolution, num_classes=predictor.num_classes))
+
+
 def test_ci_runs_the_readme_nni_commands() -> None:
     """The optional NNI extra is tested in CI exactly as the README tells users to install it."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
