@@ -36,9 +36,14 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
         return synthetic(num_classes=SYNTHETIC_CLASSES, train_per_class=64, test_per_class=16,
                          resolution=resolution, seed=config.seed)
     data = load_dataset(config.data)
+    if data.num_classes < 2:
+        raise ValueError(f"data: {config.data} has {data.num_classes} class; ranking classifiers needs at least 2")
     held = supernet_holdout(config.supernet) if config.evaluator == "supernet" else None  # type: ignore[arg-type]
     if held is None:
-        data = Holdout(config.test_per_class, config.seed).apply(data)
+        try:
+            data = Holdout(config.test_per_class, config.seed).apply(data)
+        except ValueError as exc:
+            raise ValueError(f"test_per_class: {exc}; lower --test-per-class (data {config.data})") from None
     else:  # rank on (some of) the images the supernet never trained on
         data = held.apply(data)
         if config.test_per_class is not None and config.test_per_class > held.per_class:  # type: ignore[operator]
@@ -47,7 +52,11 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
         if config.test_per_class is not None and config.test_per_class < held.per_class:  # type: ignore[operator]
             data = data.subset(test_per_class=config.test_per_class, seed=config.seed)
     if config.train_per_class:
-        data = data.subset(train_per_class=config.train_per_class, seed=config.seed)
+        try:
+            data = data.subset(train_per_class=config.train_per_class, seed=config.seed)
+        except ValueError as exc:
+            raise ValueError(f"train_per_class: {exc} (after --test-per-class images were held out); lower "
+                             f"--train-per-class (data {config.data})") from None
     return data
 
 

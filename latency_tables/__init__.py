@@ -58,11 +58,13 @@ def load(name: str | os.PathLike[str], *, check_env: bool = True) -> LatencyTabl
     :class:`TableError` for a malformed file; with ``check_env``, a table measured on another
     device or torch version warns (:class:`TableMismatchWarning`).
     """
-    shipped = _shipped()
     key = str(name)
+    if Path(key).suffix == ".json" or os.sep in key:  # a path: the shipped files need not be read
+        return LatencyTable.load(key, check_env=check_env)
+    shipped = _shipped()
     if key in shipped:
         return LatencyTable.load(shipped[key], check_env=check_env)
-    if Path(key).suffix == ".json" or os.sep in key or Path(key).exists():
+    if Path(key).exists():
         return LatencyTable.load(key, check_env=check_env)
     raise ValueError(f"no shipped latency table named {key!r}; shipped: {', '.join(shipped) or '(none)'}")
 

@@ -65,13 +65,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def run_main(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int] | None,
              argv: Sequence[str] | None) -> int:
-    """Parse ``argv`` and run ``handler`` (or the sub-command's ``func``); a user error prints one
-    line and returns 2, an interrupt returns 130."""
+    """Parse ``argv`` and run ``handler`` (or the sub-command's ``func``); a user error (a bad
+    value or table, a file that cannot be read or written) prints one line and returns 2, an
+    interrupt returns 130. (``nas latency`` runs under ``nas``'s own handler.)"""
     args = parser.parse_args(argv)
     func = handler or args.func
     try:
         return int(func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

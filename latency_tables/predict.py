@@ -180,11 +180,18 @@ class LatencyPredictor:
         return features(sum(ms for _, ms in lat), len(lat), params)
 
     def predict(self, arch: Arch) -> float:
-        """Predicted latency of ``arch`` in ms."""
+        """Predicted latency of ``arch`` in ms; a calibration that predicts <= 0 ms (a network
+        far smaller than those it was fitted on) is a ``ValueError`` naming the table."""
         cal = self.table.calibration
         if cal is None:
             return self.op_sum(arch)
-        return predict_from(cal.coef, self.features(arch, tuple(cal.coef)))
+        feats = self.features(arch, tuple(cal.coef))
+        ms = cal.predict(feats)
+        if not ms > 0:
+            raise ValueError(f"{self.table.path or 'latency table'}: its calibration ({cal.method}) predicts {ms:.4g} ms "
+                             f"(<= 0) for {arch.hash()}, whose ops sum to {feats['sum']:.4g} ms; calibrate the table "
+                             "on networks this small (nas latency calibrate)")
+        return ms
 
     __call__ = predict
 

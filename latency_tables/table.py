@@ -141,7 +141,26 @@ class Calibration:
         if unknown:
             raise TableError(f"{where}: 'calibration' uses unknown feature {unknown[0]!r} "
                              f"(known: {', '.join(CALIBRATION_FEATURES)})")
+        for record in out.records:
+            out.check_prediction(record, where)
         return out
+
+    def predict(self, feats: Mapping[str, float]) -> float:
+        """``sum_f coef[f] * feats[f]`` (ms)."""
+        return float(sum(c * feats[name] for name, c in self.coef.items()))
+
+    def check_prediction(self, record: Mapping[str, Any], where: str) -> None:
+        """:class:`TableError` unless the calibration predicts > 0 ms for one of the networks it
+        was fitted on (a record: ``sum_ms``, ``n_ops``, ``mparams``)."""
+        try:
+            feats = {"sum": float(record["sum_ms"]), "n_ops": float(record["n_ops"]),
+                     "mparams": float(record.get("mparams", 0.0)), "const": 1.0}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TableError(f"{where}: malformed 'calibration' record ({type(exc).__name__}: {exc})") from None
+        ms = self.predict(feats)
+        if not ms > 0:
+            raise TableError(f"{where}: 'calibration' predicts {ms:.4g} ms (<= 0) for network {record.get('hash', '?')} "
+                             f"(op sum {feats['sum']:.4g} ms) it was fitted on: calibrate the table again")
 
 
 def now_iso() -> str:
@@ -159,8 +178,8 @@ def _check_entry(key: str, value: Any, where: str) -> Timing:
     nums = {}
     for f in _ENTRY_FIELDS[:3]:
         v = value[f]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise TableError(f"{problem}: field {f!r} must be a finite number >= 0, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise TableError(f"{problem}: field {f!r} must be a finite number > 0 (a time in ms), got {v!r}")
         nums[f] = float(v)
     n = value["n"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -320,6 +339,8 @@ class LatencyTable:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TableError(f"{p}: not valid JSON, the file is truncated or corrupt ({exc})") from None
+        except RecursionError:
+            raise TableError(f"{p}: JSON nested too deeply to be a latency table") from None
         table = cls.from_dict(data, str(p))
         table.path = p
         if check_env:

@@ -260,6 +260,8 @@ class Arch:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ArchError(f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ArchError("JSON nested too deeply to be an architecture description") from None
         return cls.from_dict(data)
 
     def to_str(self) -> str:

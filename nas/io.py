@@ -16,11 +16,20 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
 
+def _temp_beside(p: Path) -> tuple[int, str]:
+    """A new temp file in ``p``'s folder (created if needed); an error names ``p``, the file the
+    caller meant to write, rather than the temp file's random name."""
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write {p.name} here ({exc.strerror})", str(p.parent)) from None
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` through a temp file in the same folder, fsync, then rename."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = _temp_beside(p)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             os.fchmod(fh.fileno(), _FILE_MODE)
@@ -45,8 +54,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     ``torch.onnx.export``...); when the block ends without error the file is fsynced and renamed
     to ``path``, otherwise removed."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp_name = _temp_beside(p)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -122,14 +122,9 @@ def test_cli_with_yaml_config_and_json_summary(tmp_path, table, capsys) -> None:
     assert summary["evaluated"] == 3 and Path(summary["report"]).is_file()
 
 
-def test_sigkill_and_resume_loses_nothing(tmp_path, table) -> None:
-    """Kill the search process mid-run, start the same command again: the full budget of
-    distinct candidates, each evaluated once."""
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "nas", "search", "--space", "fbnet", "--strategy", "evolution",
-           "--population", "4", "--sample-size", "2", "--latency-table", str(table), "--max-latency-ms", "50",
-           "--evaluator", "proxy", "--proxy", "naswot", "--data", "synthetic", "--budget", "14",
-           "--out", str(out), "--quiet", "--no-zoo"]
+def _kill_mid_run_then_resume(cmd: list[str], out: Path, budget: int) -> None:
+    """Start the search ``cmd``, SIGKILL it once it has scored 4 candidates, start it again: the
+    full ``budget`` of distinct candidates, each evaluated once, the first ones kept."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = out / "study.db"
@@ -140,7 +135,7 @@ def test_sigkill_and_resume_loses_nothing(tmp_path, table) -> None:
         if db.exists():
             try:
                 study = optuna.load_study(study_name="litenas-search", storage=f"sqlite:///{db}")
-                done = sum(t.state.is_finished() and "metrics" in t.user_attrs for t in study.trials)
+                done = sum(t.state.is_finished() and "outcome" in t.user_attrs for t in study.trials)
             except Exception:  # noqa: BLE001 - the study may not exist yet
                 continue
             if done >= 4:
@@ -149,14 +144,37 @@ def test_sigkill_and_resume_loses_nothing(tmp_path, table) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = {t.user_attrs["hash"] for t in optuna.load_study(study_name="litenas-search", storage=f"sqlite:///{db}").trials
-              if t.state.is_finished() and "metrics" in t.user_attrs}
+              if t.state.is_finished() and "outcome" in t.user_attrs}
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     study = optuna.load_study(study_name="litenas-search", storage=f"sqlite:///{db}")
     evaluated = [t.user_attrs["hash"] for t in study.trials
-                 if t.state != optuna.trial.TrialState.PRUNED and "metrics" in t.user_attrs]
-    assert len(evaluated) == 14
-    assert len(set(evaluated)) == 14
+                 if t.state != optuna.trial.TrialState.PRUNED and "outcome" in t.user_attrs]
+    assert len(evaluated) == budget
+    assert len(set(evaluated)) == budget
     assert before <= set(evaluated)
+
+
+def test_sigkill_and_resume_loses_nothing(tmp_path, table) -> None:
+    """Kill the search process mid-run, start the same command again: nothing lost or repeated."""
+    out = tmp_path / "killed"
+    _kill_mid_run_then_resume([
+        sys.executable, "-m", "nas", "search", "--space", "fbnet", "--strategy", "evolution", "--population", "4",
+        "--sample-size", "2", "--latency-table", str(table), "--max-latency-ms", "50", "--evaluator", "proxy",
+        "--proxy", "naswot", "--data", "synthetic", "--budget", "14", "--out", str(out), "--quiet", "--no-zoo"],
+        out, 14)
+
+
+def test_a_supernet_scored_search_resumes_after_sigkill(tmp_path, table) -> None:
+    sn_dir = tmp_path / "supernet"
+    assert main(["supernet", "train", "--space", "fbnet", "--resolution", "32", "--data", "synthetic",
+                 "--train-per-class", "8", "--epochs", "1", "--batch-size", "40", "--randoms", "1",
+                 "--threads", "1", "--out", str(sn_dir), "--quiet"]) == 0
+    out = tmp_path / "killed"
+    _kill_mid_run_then_resume([
+        sys.executable, "-m", "nas", "search", "--space", "fbnet", "--resolution", "32", "--strategy", "evolution",
+        "--population", "4", "--sample-size", "2", "--latency-table", str(table), "--max-latency-ms", "50",
+        "--evaluator", "supernet", "--supernet", str(sn_dir), "--data", "synthetic", "--budget", "12",
+        "--threads", "1", "--out", str(out), "--quiet", "--no-zoo"], out, 12)
 
 
 def test_store_opens_while_another_process_creates_the_same_sqlite_schema(tmp_path) -> None:

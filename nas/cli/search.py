@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from nas.cli.output import print_json
@@ -37,7 +38,8 @@ _HELP = {
     "train_epochs": "epochs per candidate with --evaluator train",
     "train_per_class": "training images per class taken from the dataset (after the held-out split)",
     "test_per_class": "images per class split off the training set to rank candidates (the test set is never "
-                      "used by a search; with --evaluator supernet, drawn from the images it held out)",
+                      "used by a search; with --evaluator supernet, drawn from the images it held out) "
+                      "(default: a tenth of the smallest class)",
     "batch_size": "minibatch size (proxy batch, training batch)",
     "objective": "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency)",
     "max_latency_ms": "hard limit on predicted latency; also the reward target unless --target-latency-ms",
@@ -83,33 +85,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     for f in dataclasses.fields(SearchConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
+        text = _HELP[f.name] if "(default:" in _HELP[f.name] else _HELP[f.name] + f" (default: {f.default})"
         if kind == "bool":
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=_HELP[f.name] + f" (default: {f.default})")
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
             continue
-        conv: Any = int if kind.startswith("int") else float if kind.startswith("float") else str
-        p.add_argument(flag, dest=f.name, type=conv, default=None, help=_HELP[f.name] + f" (default: {f.default})")
+        conv: Any = str
+        if kind.startswith(("int", "float")):
+            conv = _number(f.name, int if kind.startswith("int") else float)
+        p.add_argument(flag, dest=f.name, type=conv, default=None, help=text)
     p.add_argument("--no-zoo", action="store_true", help="do not score the zoo entries for the report")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
+def _number(name: str, kind: type) -> Callable[[str], float]:
+    """The flag's converter: ``kind`` of the text, finite and in the key's range (the checks of
+    :func:`nas.search.config.check_range`), so a bad value is refused naming the flag."""
+    from nas.search.config import RANGES, check_range
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if name in RANGES:
+            try:
+                check_range(name, value)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    return convert
+
+
 def resolve_config(args: argparse.Namespace) -> Any:
-    """The :class:`SearchConfig` of the YAML file (if any) overridden by the given flags."""
+    """The :class:`SearchConfig` of the YAML file (if any) overridden by the given flags. A
+    refused value is named by its flag when it came from the command line, else by the file and
+    key."""
     from nas.search.config import SearchConfig
 
     data: dict[str, Any] = {}
-    source = "command line"
     if args.config:
-        base = SearchConfig.from_yaml(args.config)
-        data = {k: v for k, v in base.to_dict().items()}
-        source = args.config
-    for f in dataclasses.fields(SearchConfig):
-        value = getattr(args, f.name)
-        if value is not None:
-            data[f.name] = value
-    return SearchConfig.from_mapping(data, source=source)
+        data = SearchConfig.from_yaml(args.config).to_dict()
+    flags = {f.name for f in dataclasses.fields(SearchConfig) if getattr(args, f.name) is not None}
+    data.update({name: getattr(args, name) for name in flags})
+    try:
+        return SearchConfig(**data)
+    except ValueError as exc:
+        key, _, rest = str(exc).partition(": ")
+        if key in flags:
+            raise ValueError(f"--{key.replace('_', '-')}: {rest}") from None
+        raise ValueError(f"{args.config}: {exc}" if args.config else str(exc)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -146,4 +175,19 @@ def _run(args: argparse.Namespace) -> int:
         if best is not None:
             print(f"best: {best.arch.hash()} " + ", ".join(f"{k}={v:.4g}" for k, v in best.metrics.items()))
         print(f"report: {report}")
-    return 0
+    return _no_result(state) if best is None else 0
+
+
+def _no_result(state: Any) -> int:
+    """Exit status 1, with the most common reason, for a search that judged candidates and
+    scored none (every one failed): its report ranks nothing."""
+    import collections
+    import sys
+
+    reasons = collections.Counter(r.reason for r in state.records if r.state == "failed")
+    if not reasons:
+        return 0
+    reason, n = reasons.most_common(1)[0]
+    print(f"nas search: no candidate was scored: all {sum(reasons.values())} failed ({n} with: {reason})",
+          file=sys.stderr)
+    return 1

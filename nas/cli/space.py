@@ -122,6 +122,8 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be from 0 to {2**32 - 1}, got {args.seed}")
     s = _open(args)
     rng = np.random.default_rng(args.seed)
     records = []

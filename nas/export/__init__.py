@@ -195,6 +195,10 @@ def export(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if Path(out).is_dir():
+        raise ValueError(f"out: {out} is a directory; give the path of the file to write")
+    if fmt == "onnx":
+        onnx_format.check_opset(opset)
     model, weights_from = _model_with_weights(source, weights)
     was_training = model.training
     model.eval()
@@ -202,6 +206,28 @@ def export(
         return _export(model, fmt, Path(out), weights_from, check, opset)
     finally:
         model.train(was_training)
+
+
+def _check_export(model: LiteNet, fmt: str, out: Path, x: torch.Tensor) -> tuple[float, str]:
+    """Run the export at ``out`` on ``x`` the way its users will; return the largest difference
+    from the module's output and what ran it (:class:`ExportError` when it differs beyond
+    tolerance)."""
+    runners = {"pt": (lambda: pt_format.load(out)(x), "nas.load"),
+               "torchscript": (lambda: ts_format.load(out)(x), "torch.jit.load"),
+               "onnx": (lambda: onnx_format.run_onnxruntime(out, x), "onnxruntime"),
+               "py": (lambda: _run_py(out, x), "generated load()")}
+    run, checked_with = runners[fmt]
+    # optimized_execution(False): TorchScript's profiling executor would spend longer
+    # specialising the graph than the one run takes; the numerics are the same.
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        expected = model(x)
+        got = run()
+    diff = (got - expected).abs().max().item() if got.shape == expected.shape else float("inf")
+    tolerance = CHECK_ATOL + CHECK_RTOL * expected.abs().max().item()
+    if not diff <= tolerance:
+        raise ExportError(f"the {fmt} export differs from the module (max |diff| {diff:.3g} > "
+                          f"{tolerance:.3g}, run by {checked_with}); nothing was kept")
+    return diff, checked_with
 
 
 def _export(model: LiteNet, fmt: str, out: Path, weights_from: str, check: bool, opset: int) -> ExportResult:
@@ -219,25 +245,12 @@ def _export(model: LiteNet, fmt: str, out: Path, weights_from: str, check: bool,
 
     diff = checked_with = None
     if check and (fmt != "onnx" or onnx_format.onnxruntime_available()):
-        # optimized_execution(False): TorchScript's profiling executor would spend longer
-        # specialising the graph than the one run takes; the numerics are the same.
-        with torch.no_grad(), torch.jit.optimized_execution(False):
-            expected = model(x)
-            if fmt == "pt":
-                got, checked_with = pt_format.load(out)(x), "nas.load"
-            elif fmt == "torchscript":
-                got, checked_with = ts_format.load(out)(x), "torch.jit.load"
-            elif fmt == "onnx":
-                got, checked_with = onnx_format.run_onnxruntime(out, x), "onnxruntime"
-            else:
-                got, checked_with = _run_py(out, x), "generated load()"
-        diff = (got - expected).abs().max().item() if got.shape == expected.shape else float("inf")
-        tolerance = CHECK_ATOL + CHECK_RTOL * expected.abs().max().item()
-        if not diff <= tolerance:
-            for f in files:
+        try:
+            diff, checked_with = _check_export(model, fmt, out, x)
+        except BaseException:
+            for f in files:  # an export that cannot be read back, or differs, is not kept
                 f.unlink(missing_ok=True)
-            raise ExportError(f"the {fmt} export differs from the module (max |diff| {diff:.3g} > "
-                              f"{tolerance:.3g}, run by {checked_with}); nothing was kept")
+            raise
     return ExportResult(
         format=fmt, path=out, files=files, arch_hash=model.arch.hash(),
         params=sum(p.numel() for p in model.parameters()), weights=weights_from, method=method,

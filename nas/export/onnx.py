@@ -21,10 +21,22 @@ from nas.io import atomic_path
 
 OPSET = 17
 """Default ONNX opset: supported by every onnxruntime since 1.14 and by PyTorch >= 1.13."""
+MIN_OPSET = 9
+"""Lowest opset written: the TorchScript-based exporter's base opset (below it, ops such as
+BatchNormalization have older forms onnxruntime rejects)."""
+MAX_OPSET = 20
+"""Highest opset the TorchScript-based exporter writes."""
+
+
+def check_opset(opset: int) -> None:
+    """``ValueError`` unless ``opset`` is an integer in ``MIN_OPSET..MAX_OPSET``."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset: expected an integer from {MIN_OPSET} to {MAX_OPSET} (default {OPSET}), got {opset!r}")
 
 
 def save(model: LiteNet, out: str | os.PathLike[str], example: torch.Tensor, opset: int = OPSET) -> Path:
     """Write ``model`` (in eval mode) as ONNX to ``out`` atomically, traced on ``example``."""
+    check_opset(opset)
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with atomic_path(out) as tmp, warnings.catch_warnings():
         # PyTorch >= 2.9 flags the TorchScript-based exporter as legacy; it is the one we want.

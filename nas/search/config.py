@@ -8,6 +8,7 @@ unknown key, a value of the wrong type, an out-of-range value or a missing laten
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -51,7 +52,7 @@ class SearchConfig:
     data: str = "synthetic"
     train_epochs: int = 1
     train_per_class: int | None = 500
-    test_per_class: int | None = 100
+    test_per_class: int | None = None  # a tenth of the smallest class
     batch_size: int = 64
     objective: str = "reward"
     max_latency_ms: float | None = None
@@ -91,18 +92,12 @@ class SearchConfig:
         _one_of("evaluator", self.evaluator, EVALUATORS)
         _one_of("objective", self.objective, OBJECTIVES)
         _one_of("executor", self.executor, EXECUTORS)
-        for name in ("budget", "population", "sample_size", "top_k", "workers", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("resolution", "time_limit_s", "max_latency_ms", "target_latency_ms", "max_params", "max_macs",
-                     "eval_timeout_s", "train_epochs", "threads", "train_per_class", "test_per_class"):
+        for name in RANGES:
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name}: must be > 0, got {value}")
+            if value is not None:
+                check_range(name, value)
         if self.sample_size > self.population:
             raise ValueError(f"sample_size ({self.sample_size}) cannot exceed population ({self.population})")
-        if self.max_retries < 0 or self.num_cpus < 0 or self.num_gpus < 0:
-            raise ValueError("max_retries, num_cpus and num_gpus must be >= 0")
         _check_device(self)
         if self.objective == "reward" and self.reward_target_ms is None:
             raise ValueError("objective 'reward' needs a latency target: set target_latency_ms or max_latency_ms")
@@ -110,6 +105,7 @@ class SearchConfig:
             raise ValueError(f"strategy {self.strategy!r} optimises one value; use objective 'reward', or "
                              "strategy 'nsga2' or 'random' for a Pareto search")
         _check_table(self.latency_table)
+        _check_storage(self.storage)
         if self.executor == "inprocess" and self.workers != 1:
             raise ValueError("workers > 1 needs executor 'ray'")
         data_free = self.evaluator == "predictor" or (self.evaluator == "proxy" and self.proxy == "synflow")
@@ -211,9 +207,41 @@ class SearchConfig:
             data = yaml.safe_load(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ValueError(f"{p}: no such config file") from None
+        except IsADirectoryError:
+            raise ValueError(f"{p}: a directory, not a YAML config file") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{p}: not a YAML config file, not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise ValueError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
+        except RecursionError:
+            raise ValueError(f"{p}: YAML nested too deeply to be a config") from None
         except yaml.YAMLError as exc:
             raise ValueError(f"{p}: not valid YAML ({exc})") from None
         return cls.from_mapping(data if data is not None else {}, source=str(p))
+
+
+#: The range of every numeric key: ``(low, low_allowed, high)``. Every number must also be finite.
+RANGES: dict[str, tuple[float, bool, float]] = {
+    **{k: (1, True, math.inf) for k in ("budget", "population", "sample_size", "top_k", "workers", "batch_size",
+                                        "train_epochs", "threads", "train_per_class", "test_per_class",
+                                        "max_params", "max_macs")},
+    "resolution": (1, True, 4096),  # input pixels per side: far above any mobile network's
+    **{k: (0, False, math.inf) for k in ("time_limit_s", "max_latency_ms", "target_latency_ms", "eval_timeout_s")},
+    **{k: (0, True, math.inf) for k in ("max_retries", "num_cpus", "num_gpus")},
+    "seed": (0, True, 2**32 - 1),  # what numpy's and Optuna's seeded generators accept
+    "reward_w": (-math.inf, True, math.inf),
+}
+
+
+def check_range(name: str, value: float) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is finite and in the key's range
+    (:data:`RANGES`); shared by the YAML validator and the ``nas search`` flags."""
+    low, low_ok, high = RANGES[name]
+    if not math.isfinite(value) or value < low or (value == low and not low_ok) or value > high:
+        bounds = [f"{'>=' if low_ok else '>'} {low:.10g}" if math.isfinite(low) else "",
+                  f"<= {high:.10g}" if math.isfinite(high) else ""]
+        rule = " and ".join(b for b in bounds if b)
+        raise ValueError(f"{name}: must be a finite number{' ' + rule if rule else ''}, got {value!r}")
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> None:
@@ -247,6 +275,20 @@ def _check_table(table: str | None) -> None:
     if not Path(table).is_file() and table not in latency_tables.names():
         shipped = ", ".join(latency_tables.names()) or "none"
         raise ValueError(f"latency_table: {table!r} is neither a file nor a shipped table (shipped: {shipped})")
+
+
+def _check_storage(url: str | None) -> None:
+    """A storage URL SQLAlchemy can parse, of a database kind it has a dialect for (whether the
+    database is there is found when the run opens it)."""
+    import sqlalchemy
+
+    if url is None:
+        return
+    try:
+        sqlalchemy.engine.make_url(url).get_dialect()
+    except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
+        raise ValueError(f"storage: {url!r} is not a database URL this installation can open ({exc}); "
+                         "e.g. sqlite:///PATH/study.db") from None
 
 
 def _check_device(config: SearchConfig) -> None:

@@ -16,11 +16,12 @@ The run directory holds ``config.json``, ``study.db`` (unless another storage wa
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import latency_tables
 from evaluators import Cached, ComplexityEvaluator, Composite, Dataset, JsonCache, Result, TableLatency
@@ -41,14 +42,14 @@ from search_spaces.layerwise import ViewSpace
 from search_spaces.space import Point, SearchSpace
 from search_spaces.spaces import get_space
 
-if TYPE_CHECKING:
-    import optuna
-
 logger = logging.getLogger(__name__)
 
 # Consecutive proposals that are duplicates or infeasible before the runner gives up: the space
 # (or its feasible part) is exhausted, or the constraints admit (almost) nothing.
 _MAX_IDLE_PROPOSALS = 500
+# Screened candidates of a run none of which passed the screen (constraints, latency table) before
+# the runner refuses the search: its constraints admit nothing, or its table does not cover the space.
+MAX_FRUITLESS_START = 50
 
 
 @dataclass
@@ -100,7 +101,8 @@ class Evaluation:
         from evaluators.factory import load_search_data, make_score_evaluator
 
         run_dir = config.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ValueError(f"out: {run_dir} is a file; give a directory for the run (a new one, or the run to resume)")
         table = latency_tables.load(config.latency_table)  # type: ignore[arg-type]  (validated by SearchConfig)
         resolution = config.resolution or table.resolution
         data = None
@@ -122,11 +124,14 @@ class Evaluation:
             hard=config.hard_reward,
         )
         constraints = Constraints(config.max_latency_ms, config.max_params, config.max_macs)
-        cache = JsonCache(run_dir / "cache")
-        screen = Composite([TableLatency(table, measure_missing=config.measure_missing), ComplexityEvaluator(ptflops=False)], cache=cache)
         if objective.metric not in {m.name for m in score.metrics}:
             raise ValueError(f"the objective needs metric {objective.metric!r}, which the evaluator "
                              f"{score.name!r} does not produce ({', '.join(m.name for m in score.metrics)})")
+        run_dir.mkdir(parents=True, exist_ok=True)  # only once every input was read and checked
+        if not os.access(run_dir, os.W_OK):
+            raise ValueError(f"out: {run_dir} is not writable; give a directory the run can write to")
+        cache = JsonCache(run_dir / "cache")
+        screen = Composite([TableLatency(table, measure_missing=config.measure_missing), ComplexityEvaluator(ptflops=False)], cache=cache)
         return cls(space, objective, constraints, screen, Cached(score, cache), table, resolution, num_classes, data)
 
     def screen_arch(self, arch: Arch) -> tuple[dict[str, float], str | None, bool]:
@@ -196,8 +201,15 @@ class Search:
         evaluation = Evaluation.from_config(config, score=score, num_classes=num_classes)
         objective = evaluation.objective
         strategy = make_strategy(config, evaluation.space, objective.n_values)
+        cache = config.run_dir / "cache"
+        recovery = (f"the scores evaluated so far are kept in {cache}: move the damaged database aside and run the "
+                    "same command again (scored candidates are read back from the cache, not evaluated again)")
+        # The input size as resolved: a run without --resolution is the same search as one with the
+        # table's, and a store that kept no resolution (older runs) meant the table's.
+        identity = {**config.identity(), "resolution": evaluation.resolution}
         store = RunStore(config.storage_url, "litenas-search", evaluation.space, objective.directions,
-                         {"config": config.identity(), "objective": objective.names})
+                         {"config": identity, "objective": objective.names}, recovery=recovery,
+                         resolved={"resolution": evaluation.table.resolution})
         atomic_write_json(config.run_dir / "config.json", config.to_dict())
         return cls(config, evaluation, strategy, store)
 
@@ -246,9 +258,12 @@ class Search:
         redo = self._replay()
         budget = self.config.budget
         deadline = None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s
-        pending: dict[int, tuple[Point, Arch, object, dict[str, float]]] = {}
+        pending: dict[int, tuple[Point, Arch, int, dict[str, float]]] = {}
         ticket = 0
         idle = 0
+        scored = {m.name for m in self.score.metrics}
+        passed = any(scored & set(r.metrics) for r in self.state.records)  # a candidate got past the screen
+        rejected: list[Record] = []
         bar = tqdm(total=budget, initial=min(self.state.evaluated, budget), desc=f"search {self.config.space}",
                    unit="cand", disable=not progress, dynamic_ncols=True)
         self._update_bar(bar)
@@ -275,15 +290,20 @@ class Search:
                         trial = self.store.start(point, arch)
                         if reason is not None:
                             self.store.finish(trial, metrics, None, reason, infeasible=infeasible)
-                            record = Record(trial.number, point, arch, "infeasible" if infeasible else "failed",
+                            record = Record(trial, point, arch, "infeasible" if infeasible else "failed",
                                             metrics, None, reason)
                             self._finish(record, on_record)
                             self.strategy.tell(point, None)
                             idle += 1
                             if not infeasible:
                                 bar.update(1)
+                            if not passed:
+                                rejected.append(record)
+                                if len(rejected) >= MAX_FRUITLESS_START:
+                                    raise ValueError(self._fruitless(rejected))
                         else:
                             idle = 0
+                            passed = True
                             hit = self.score.lookup(arch)
                             if hit is not None:  # scored before (by an earlier run): never submitted
                                 self._scored(point, arch, trial, metrics, hit, on_record, bar)
@@ -308,13 +328,33 @@ class Search:
             self.strategy.close()
         return self.state
 
-    def _scored(self, point: Point, arch: Arch, trial: optuna.trial.Trial, metrics: dict[str, float], result: Result,
+    def _fruitless(self, rejected: list[Record]) -> str:
+        """Why none of the ``rejected`` candidates (the first of the run) got past the screen, and
+        which settings to change."""
+        infeasible = [r for r in rejected if r.state == "infeasible"]
+        failed = [r for r in rejected if r.state == "failed"]
+        parts = []
+        if infeasible:
+            limits = {k: v for k, v in vars(self.evaluation.constraints).items() if v is not None}
+            flags = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in limits.items())
+            parts.append(f"{len(infeasible)} broke the constraints (e.g. {infeasible[0].reason}): relax {flags}")
+        if failed:
+            hint = ""
+            if any("latency table has no entry" in (r.reason or "") for r in failed):
+                hint = (f": --latency-table {self.config.latency_table} does not cover the space {self.config.space} at "
+                        f"{self.resolution} px with {self.num_classes} classes; use --measure-missing, or a table "
+                        "built for it")
+            parts.append(f"{len(failed)} failed before scoring (e.g. {failed[0].reason}){hint}")
+        return (f"none of the first {len(rejected)} candidates got past the screen: {'; '.join(parts)} "
+                "(then start again with another --out)")
+
+    def _scored(self, point: Point, arch: Arch, trial: int, metrics: dict[str, float], result: Result,
                 on_record: Callable[[Record], None] | None, bar: Any) -> None:
         """Record the score ``result`` of a screened candidate (store, state, strategy, progress)."""
         metrics = {**metrics, **result.metrics}
         values, reason = self.evaluation.outcome(metrics, result)
         self.store.finish(trial, metrics, values, reason)
-        record = Record(trial.number, point, arch, "complete" if values is not None else "failed", metrics, values,
+        record = Record(trial, point, arch, "complete" if values is not None else "failed", metrics, values,
                         reason)
         self._finish(record, on_record)
         self.strategy.tell(point, self._strategy_values(record))

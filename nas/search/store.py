@@ -1,26 +1,33 @@
 """The durable record of a search: one Optuna study in any RDB storage (SQLite by default).
 
 Every candidate is a trial whose params are the labels of its choices (so ``optuna-dashboard``
-shows the search), with user attributes holding the architecture's compact string, its hash,
-every metric and, for failures, the reason. States:
+shows the search), with user attributes holding the architecture's compact string (``arch``), its
+hash and, once it is judged, its ``outcome`` (state, every metric, objective values, failure
+reason). States:
 
 - ``COMPLETE``: evaluated; values are the objective values.
 - ``FAIL``: the candidate failed (diverged, raised); counts as evaluated. A trial that was
-  ``RUNNING`` when a previous run was killed is closed as ``FAIL`` without metrics and does not
-  count: its candidate is evaluated again.
+  ``RUNNING`` when a previous run was killed, and has no outcome, is closed as ``FAIL`` without
+  one and does not count: its candidate is evaluated again (its score comes from the result cache
+  when the evaluation had finished).
 - ``PRUNED``: broke a hard constraint before the expensive evaluation; does not count.
 
-Only the driver writes here (workers return results to it), and every write is one Optuna
-storage transaction, so a kill at any moment loses at most the evaluation in flight.
+Only the driver writes here (workers return results to it). A candidate costs three storage
+transactions: :meth:`RunStore.start` creates the ``RUNNING`` trial with its params and
+architecture in one; :meth:`RunStore.finish` writes the whole outcome as one attribute, then
+closes the trial. A kill between those two leaves a ``RUNNING`` trial *with* its outcome, which
+:meth:`RunStore.recover_interrupted` closes as that outcome says: a kill at any moment loses at
+most the evaluation in flight, and never a judged candidate.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy.exc
@@ -36,6 +43,41 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 SQLITE_BUSY_TIMEOUT_S = 60.0
 #: Attempts at opening a storage whose schema another process may be creating at that moment.
 OPEN_ATTEMPTS = 5
+#: What a damaged or unreachable database raises (SQLAlchemy's errors, and Optuna's wrapping of them).
+_DATABASE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+
+T = TypeVar("T")
+
+
+class StoreError(ValueError):
+    """The study store cannot be opened, read or written; the message names it (the database file
+    of a SQLite URL) and what is wrong."""
+
+
+def describe_storage(url: str) -> str:
+    """How messages name a storage: the database file of a SQLite URL, else the URL."""
+    prefix = "sqlite:///"
+    return f"study store {url[len(prefix):]}" if url.startswith(prefix) else f"study store {url!r}"
+
+
+def _storage_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Turn the database errors a :class:`RunStore` method meets into a :class:`StoreError`
+    naming the store (a damaged SQLite file is otherwise an 80-line SQLAlchemy trace)."""
+
+    @functools.wraps(method)
+    def wrapper(self: RunStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except (*_DATABASE_ERRORS, json.JSONDecodeError) as exc:  # JSON: an attribute's text was altered
+            raise StoreError(f"{self.where}: {_damage(exc)}{self.recovery}") from exc
+
+    return wrapper
+
+
+def _damage(exc: BaseException) -> str:
+    """The first line of a database error, with what it means."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"cannot be read or written, the file may be damaged ({first})"
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -44,15 +86,29 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     Opening a fresh storage creates its tables; when another process (``optuna-dashboard``, a
     script polling the study) opens the same new SQLite file at that moment, one of the two loses
     the race (``table ... already exists``, or a duplicate schema-version row). That is retried,
-    as is a lock held too long.
+    as is a lock held too long. A URL no storage can open, or a schema of another Optuna version,
+    is a :class:`StoreError` naming it; a damaged database raises SQLAlchemy's error (a
+    :class:`RunStore` names the file and how to recover).
     """
     engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if url.startswith("sqlite") else {}
     for attempt in range(1, OPEN_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            return _rdb_storage(url, engine_kwargs)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
             time.sleep(0.2 * attempt)
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    return _rdb_storage(url, engine_kwargs)
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+    """Optuna's storage for ``url``; a URL it cannot open, or a schema of an Optuna version it
+    cannot read, is a :class:`StoreError`."""
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (sqlalchemy.exc.ArgumentError, ImportError) as exc:
+        raise StoreError(f"--storage {url!r}: not a database URL this installation can open ({exc}); "
+                         "e.g. sqlite:///PATH/study.db") from exc
+    except RuntimeError as exc:  # Optuna: the schema of an Optuna version this one cannot read
+        raise StoreError(f"{describe_storage(url)}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -81,72 +137,153 @@ class RunStore:
     """Opens (or creates) the study ``name`` in ``storage_url`` for ``space``.
 
     ``identity`` (the run's defining settings) is stored with a new study; reopening it with
-    different settings is a ``ValueError``, so a resumed command cannot silently mix two searches.
+    different settings is a ``ValueError`` naming them, so a resumed command cannot silently mix
+    two searches (``resolved``: the values that settings stored as ``None`` stood for). A
+    database that cannot be read or written is a :class:`StoreError` naming it, followed by
+    ``recovery`` (how to get the run back).
     """
 
     def __init__(self, storage_url: str, name: str, space: SearchSpace, directions: Sequence[str],
-                 identity: Mapping[str, Any]):
+                 identity: Mapping[str, Any], *, recovery: str = "", resolved: Mapping[str, Any] | None = None):
         self.space = space
+        self.resolved = dict(resolved or {})
+        self.where = describe_storage(storage_url)
+        self.recovery = f"; {recovery}" if recovery else ""
         self.distributions = space.optuna_distributions(core_only=False)
-        self.study = optuna.create_study(storage=open_storage(storage_url), study_name=name, directions=list(directions),
+        self._open(storage_url, name, directions, json.loads(json.dumps(dict(identity))))
+
+    @_storage_errors
+    def _open(self, storage_url: str, name: str, directions: Sequence[str], identity: dict[str, Any]) -> None:
+        """Open the storage, load or create the study; store ``identity`` with a study that has no
+        trial yet (an empty run takes the settings of the run that fills it), else compare it with
+        the stored one."""
+        self.storage = open_storage(storage_url)
+        self.study = optuna.create_study(storage=self.storage, study_name=name, directions=list(directions),
                                          load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+        self.study_id = self.storage.get_study_id_from_name(name)
         stored = self.study.user_attrs.get("identity")
-        text = json.loads(json.dumps(dict(identity)))
-        if stored is None:
-            self.study.set_user_attr("identity", text)
+        if stored is None or not self.study.get_trials(deepcopy=False):
+            self.study.set_user_attr("identity", identity)
             return
-        # a key added to the settings since the run started is absent there: equal when it is None
-        diff = sorted(k for k in set(stored) | set(text) if stored.get(k) != text.get(k))
+        diff = _differences(stored, identity, self.resolved)
         if diff:
-            raise ValueError(f"the run's store already holds a different search (settings differ: {', '.join(diff)}); "
+            raise ValueError(f"{self.where} already holds a different search (settings differ: {'; '.join(diff)}); "
                              "use another --out directory, or the original settings to resume it")
 
     # ------------------------------------------------------------------------------ reading
-    def _record(self, t: FrozenTrial) -> Record:
-        arch = Arch.from_str(t.user_attrs["arch"])
-        state = {TrialState.COMPLETE: "complete", TrialState.FAIL: "failed", TrialState.PRUNED: "infeasible"}[t.state]
-        return Record(t.number, self.space.encode(arch), arch, state, dict(t.user_attrs.get("metrics", {})),
-                      None if t.values is None else tuple(t.values), t.user_attrs.get("reason"))
+    def _decode(self, t: FrozenTrial) -> tuple[Arch, Point]:
+        """The architecture stored with trial ``t`` and its point; one that no longer parses (or
+        is not a point of the space) is a ``ValueError`` saying it came from the store, and which
+        trial."""
+        try:
+            arch = Arch.from_str(t.user_attrs["arch"])
+            return arch, self.space.encode(arch)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{self.where}: trial {t.number}: the stored architecture is invalid ({exc}); the store "
+                             "was altered or written by another search: use another --out directory") from None
 
+    def _record(self, t: FrozenTrial, outcome: Mapping[str, Any]) -> Record:
+        arch, point = self._decode(t)
+        try:
+            values = outcome["values"]
+            return Record(t.number, point, arch, str(outcome["state"]),
+                          {str(k): float(v) for k, v in outcome["metrics"].items()},
+                          None if values is None else tuple(float(v) for v in values), outcome["reason"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{self.where}: trial {t.number}: the stored outcome is invalid ({exc!r}); the store "
+                             "was altered: use another --out directory") from None
+
+    @_storage_errors
     def history(self) -> list[Record]:
-        """Finished candidates in trial order (interrupted ones left out)."""
+        """Judged candidates in trial order (interrupted ones left out)."""
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))
-        return [self._record(t) for t in sorted(trials, key=lambda t: t.number)
-                if "arch" in t.user_attrs and "metrics" in t.user_attrs]
+        out = []
+        for t in sorted(trials, key=lambda t: t.number):
+            outcome = _outcome(t)
+            if "arch" in t.user_attrs and outcome is not None:
+                out.append(self._record(t, outcome))
+        return out
 
+    @_storage_errors
     def recover_interrupted(self) -> list[Arch]:
-        """Close the trials a killed run left open; return their architectures so they are
-        evaluated again. An interrupted trial ends ``FAIL`` without a ``metrics`` attribute, which
-        is how :meth:`history` tells it from a failed candidate."""
+        """Close the trials a killed run left open; return the architectures to evaluate again.
+
+        A ``RUNNING`` trial whose outcome was written (the run was killed between the two
+        transactions of :meth:`finish`) is closed as that outcome says and counts. One without an
+        outcome ends ``FAIL`` without one, which is how :meth:`history` tells it from a failed
+        candidate, and its architecture is returned."""
         for _ in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            self.study.tell(self.study.ask(), state=TrialState.FAIL)  # enqueued, never started
+            self.study.tell(self.study.ask(), state=TrialState.FAIL)  # enqueued by an older litenas, never started
         out = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            outcome = _outcome(t)
+            if outcome is not None:
+                self._close(t.number, outcome)
+                continue
             self.study.tell(t.number, state=TrialState.FAIL)
             if "arch" in t.user_attrs:
-                out.append(Arch.from_str(t.user_attrs["arch"]))
+                out.append(self._decode(t)[0])
         return out
 
     # ------------------------------------------------------------------------------ writing
-    def start(self, point: Point, arch: Arch) -> optuna.trial.Trial:
-        """A ``RUNNING`` trial for ``arch`` (written before its evaluation starts)."""
+    @_storage_errors
+    def start(self, point: Point, arch: Arch) -> int:
+        """Create the ``RUNNING`` trial of ``arch`` (params and architecture in one transaction,
+        written before its evaluation starts); return its number."""
         labels = self.space.labels(point)
         params = {name: labels.get(name, dist.choices[0]) for name, dist in self.distributions.items()}
-        self.study.enqueue_trial(params, skip_if_exists=False)
-        trial = self.study.ask(self.distributions)
-        trial.set_user_attr("arch", arch.to_str())
-        trial.set_user_attr("hash", arch.hash())
-        return trial
+        template = optuna.trial.create_trial(state=TrialState.RUNNING, params=params, distributions=self.distributions,
+                                             user_attrs={"arch": arch.to_str(), "hash": arch.hash()})
+        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        return self.storage.get_trial_number_from_id(trial_id)
 
-    def finish(self, trial: optuna.trial.Trial, metrics: Mapping[str, float], values: Sequence[float] | None,
+    @_storage_errors
+    def finish(self, number: int, metrics: Mapping[str, float], values: Sequence[float] | None,
                reason: str | None, *, infeasible: bool = False) -> None:
-        """Record the outcome: values (complete), a failure reason, or a constraint violation."""
-        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
-        if reason is not None:
-            trial.set_user_attr("reason", reason)
-        if infeasible:
-            self.study.tell(trial, state=TrialState.PRUNED)
-        elif values is None:
-            self.study.tell(trial, state=TrialState.FAIL)
+        """Record the outcome of trial ``number``: values (complete), a failure reason, or a
+        constraint violation. The outcome is one attribute (one transaction) written before the
+        state, so a kill between the two loses nothing (see :meth:`recover_interrupted`)."""
+        state = "infeasible" if infeasible else "failed" if values is None else "complete"
+        outcome = {"state": state, "metrics": {k: float(v) for k, v in metrics.items()},
+                   "values": None if values is None else [float(v) for v in values], "reason": reason}
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
+        self.storage.set_trial_user_attr(trial_id, "outcome", outcome)
+        self._close(number, outcome)
+
+    def _close(self, number: int, outcome: Mapping[str, Any]) -> None:
+        """Set the final state of trial ``number`` from its ``outcome``."""
+        if outcome["state"] == "complete":
+            self.study.tell(number, list(outcome["values"]))
         else:
-            self.study.tell(trial, list(values))
+            self.study.tell(number, state=TrialState.PRUNED if outcome["state"] == "infeasible" else TrialState.FAIL)
+
+
+def _differences(stored: Mapping[str, Any], given: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[str]:
+    """``key (store: X, now: Y)`` for every setting that differs, nested mappings (the search's
+    config) compared key by key. A key added to the settings since the run started is absent
+    there: equal when it is ``None``. A key of ``resolved`` stored as ``None`` (left to a default
+    resolved when the run started, such as the table's resolution) stands for its resolved value."""
+    out = []
+    for key in sorted(set(stored) | set(given)):
+        old, new = stored.get(key), given.get(key)
+        if old is None and key in resolved:
+            old = resolved[key]
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += _differences(old, new, resolved)
+        elif old != new:
+            out.append(f"{key} (store: {old!r}, now: {new!r})")
+    return out
+
+
+def _outcome(t: FrozenTrial) -> dict[str, Any] | None:
+    """The judged outcome of trial ``t`` (``None`` if it was never judged). Stores written before
+    the ``outcome`` attribute existed kept ``metrics`` and ``reason`` apart, the state in the
+    trial's."""
+    if "outcome" in t.user_attrs:
+        return dict(t.user_attrs["outcome"])
+    if "metrics" not in t.user_attrs or t.state == TrialState.RUNNING:
+        return None
+    if t.state == TrialState.FAIL and t.user_attrs.get("reason") is None:
+        return None  # killed between the old two writes and closed blind: judged again (from the cache)
+    state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "infeasible"}.get(t.state, "failed")
+    return {"state": state, "metrics": t.user_attrs["metrics"], "values": t.values, "reason": t.user_attrs.get("reason")}

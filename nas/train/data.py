@@ -35,6 +35,8 @@ def _folder_of(spec: str) -> Path | None:
 
 
 def _check_fit(arch: Arch, source: BatchSource, spec: str, *, channels: int, resolution: int | None) -> None:
+    if source.num_classes < 2:
+        raise ValueError(f"--data {spec}: {source.num_classes} class; training a classifier needs at least 2")
     if source.num_classes != arch.num_classes:
         raise ValueError(f"--data {spec}: {source.num_classes} classes, the architecture predicts "
                          f"{arch.num_classes}; pass --num-classes {source.num_classes} to train a new classifier")
@@ -81,7 +83,10 @@ def open_data(spec: str, arch: Arch, recipe: TrainConfig, *, device: torch.devic
         if holdout is not None:
             data = holdout.apply(data)
         if train_per_class is not None or test_per_class is not None:
-            data = data.subset(train_per_class=train_per_class, test_per_class=test_per_class, seed=recipe.seed)
+            try:
+                data = data.subset(train_per_class=train_per_class, test_per_class=test_per_class, seed=recipe.seed)
+            except ValueError as exc:  # names the split: lower --train-per-class or --test-per-class
+                raise ValueError(f"--data {spec}: {exc}; lower --train-per-class / --test-per-class") from None
     source = InMemoryBatches(data, device=device, seed=recipe.seed, crop_padding=recipe.crop_padding,
                              flip=recipe.flip)
     _check_fit(arch, source, spec, channels=data.channels, resolution=data.resolution)
