@@ -39,7 +39,7 @@ from nas.arch import Arch
 from nas.builder import LiteNet, build_model, init_weights, zero_last_bn_of_residuals
 from nas.complexity import count_macs_conv_linear
 from search_spaces.layerwise import LayerwiseView, layerwise_view
-from search_spaces.ops.layers import MixedConv2d
+from search_spaces.ops.slices import centred_cut, mixed_conv_slot
 from search_spaces.registry import get_op
 from search_spaces.spaces import get_space
 
@@ -59,27 +59,6 @@ class _Binding:
     name: str
     key: str
     cut: tuple[slice, ...]
-
-
-def _cut(shape: Sequence[int], full: Sequence[int], *, offset: int = 0) -> tuple[slice, ...]:
-    """Leading part of the channel dimensions (from ``offset`` in the first), centre of the kernel
-    dimensions (OFA's elastic kernel keeps the centre of the largest kernel)."""
-    out = []
-    for d, (n, m) in enumerate(zip(shape, full, strict=True)):
-        start = (m - n) // 2 if d >= 2 else (offset if d == 0 else 0)
-        out.append(slice(start, start + n))
-    return tuple(out)
-
-
-def _mixed_conv_slot(op: nn.Module, name: str) -> tuple[str, int]:
-    """``(shared name, channel offset)`` of parameter ``name``: a channel group's conv of a
-    :class:`MixedConv2d` (``<m>.convs.<g>.weight``) is ``<m>.weight`` from its group's first
-    channel; anything else is itself at offset 0."""
-    module, _, attr = name.rpartition(".")
-    owner, _, group = module.rpartition(".convs.")
-    if group.isdigit() and isinstance(mixed := op.get_submodule(owner), MixedConv2d):
-        return f"{owner}.{attr}", sum(mixed.splits[:int(group)])
-    return name, 0
 
 
 class OneShotSupernet(nn.Module):
@@ -124,7 +103,7 @@ class OneShotSupernet(nn.Module):
                 prefix = next((pre for pre in parts if name.startswith(pre)), None)
                 if prefix is None:
                     continue
-                shared_name, offset = _mixed_conv_slot(op, name)
+                shared_name, offset = mixed_conv_slot(op, name)
                 key = f"{cfg.op}.{parts[prefix]}.{shared_name[len(prefix):]}.{p.dim()}d".replace(".", "_")
                 members.setdefault(key, []).append((k, name, p, offset))
         bank = self.shared[i]
@@ -133,7 +112,7 @@ class OneShotSupernet(nn.Module):
             full = [max(p.shape[d] + (off if d == 0 else 0) for _, _, p, off in group) for d in range(group[0][2].dim())]
             master = torch.zeros(full)
             for k, name, p, off in sorted(group, key=lambda m: m[2].numel()):  # the largest candidate's values win
-                cut = _cut(p.shape, full, offset=off)
+                cut = centred_cut(p.shape, full, offset=off)
                 master[cut] = p.detach()
                 module, _, attr = name.rpartition(".")
                 bindings[k].append(_Binding(module, attr, name, key, cut))

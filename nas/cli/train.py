@@ -11,7 +11,10 @@ and best.pt (best test top-1), both loadable with torch.load(weights_only=True) 
 `nas export --weights`. Killed and started again with the same command, a run resumes after its
 last finished epoch and ends with the same weights.
 
-Fine-tuning: --init WEIGHTS loads a litenas weights file; --num-classes N gives a new classifier
+Fine-tuning: --init WEIGHTS loads a litenas weights file; --init-from SOURCE inherits what
+corresponds from another trained network (a searched network from a fixed point: same ops at the
+same stage and position, cut to this network's width and kernels as Once-for-All cuts a
+sub-network, and reports how many parameters it inherited); --num-classes N gives a new classifier
 for N classes; --freeze features trains the classifier only; --backbone-lr-scale 0.1 trains the
 rest ten times slower. Execution: --device cpu|cuda|cuda:N|mps; --precision auto picks bf16/fp16
 autocast on GPUs and bf16 on CPUs with native bf16 for >= 128 px networks, --memory-format auto
@@ -41,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_recipe_flags(p, DEFAULT_EPOCHS)
     tune = p.add_argument_group("fine-tuning")
     tune.add_argument("--init", metavar="WEIGHTS", help="start from these weights (a litenas weights file)")
+    tune.add_argument("--init-from", metavar="SOURCE",
+                      help="inherit every tensor whose layer and shape correspond from another trained network "
+                           "(a litenas model file or a `nas train` run directory): channel slices where this "
+                           "network is narrower, centred kernels where smaller (Once-for-All); the rest starts "
+                           "fresh")
     tune.add_argument("--num-classes", type=int, help="train a new classifier for N classes")
     data = p.add_argument_group("data")
     data.add_argument("--train-per-class", type=int, help="train on a class-balanced subset of N images per class")
@@ -113,13 +121,18 @@ def _run(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     summary = train(args.arch, args.data, args.out, recipe, device=args.device, precision=args.precision,
                     memory_format=args.memory_format, compile=args.compile, threads=args.threads,
-                    workers=args.workers, stream=args.stream, init=args.init, num_classes=args.num_classes,
+                    workers=args.workers, stream=args.stream, init=args.init, init_from=args.init_from,
+                    num_classes=args.num_classes,
                     train_per_class=args.train_per_class, test_per_class=args.test_per_class,
                     progress=not args.quiet)
     if args.json:
         print_json(summary)
         return 0
     final, best = summary["final"], summary["best"]
+    if "init_from" in summary:
+        got = summary["init_from"]
+        print(f"inherited {got['params_inherited']:,} of {got['params_total']:,} parameters "
+              f"({100 * got['fraction']:.1f}%) from {got['path']}")
     print(f"trained {summary['arch_hash']} for {summary['epochs_done']}/{summary['epochs']} epochs "
           f"({summary['train_seconds']:.0f} s of training, {summary['median_images_per_s']:.0f} images/s, "
           f"{summary['plan']['device']} {summary['plan']['precision']} {summary['plan']['memory_format']})")
