@@ -249,7 +249,7 @@ class Predictor:
         cols = Featurizer(space).columns
         if space.name != self.space or cols != self.columns:
             differ = next((f"feature {i}: {a!r} (predictor) vs {b!r} (search)"
-                           for i, (a, b) in enumerate(zip(self.columns, cols)) if a != b),
+                           for i, (a, b) in enumerate(zip(self.columns, cols, strict=False)) if a != b),
                           f"{len(self.columns)} features (predictor) vs {len(cols)} (search)")
             raise ValueError(f"the predictor encodes space {self.space!r}, the search uses {space.name!r} with "
                              f"another encoding ({differ}): fit the predictor again for this space")
