@@ -52,7 +52,7 @@ _HELP = {
     "sample_size": "tournament size (evolution)",
     "top_k": "number of new candidates written to OUT/top/",
     "threads": "torch CPU threads per evaluation",
-    "executor": "inprocess (default) | ray",
+    "executor": "inprocess | ray",
     "ray_address": "Ray cluster address (auto | HOST:PORT); none starts a local instance",
     "workers": "concurrent evaluations (ray executor)",
     "num_cpus": "CPUs per evaluation (ray executor)",
@@ -85,7 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     for f in dataclasses.fields(SearchConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type)
-        text = _HELP[f.name] if "(default:" in _HELP[f.name] else _HELP[f.name] + f" (default: {f.default})"
+        text = _HELP[f.name]
+        if "(default:" not in text and f.default not in (None, False):  # unset and off need no default
+            text += f" (default: {f.default})"
         if kind == "bool":
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
             continue
@@ -155,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         search = Search.from_config(config)
         state = search.run(make_executor(config, search.score.inner), progress=not args.quiet)
-    report = search.write_report(compare_zoo=not args.no_zoo)
+    report = search.write_report(compare_zoo=not args.no_zoo, progress=not args.quiet)
     best = search.best()
     summary = {
         "run_dir": str(config.run_dir),

@@ -35,9 +35,12 @@ class FixedPoint:
     arch: Arch
     metrics: dict[str, float]
     reason: str | None
+    notes: tuple[str, ...] = ()
+    """What an evaluator said of its figure (``Result.info["note"]``: an in-sample prediction)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "hash": self.arch.hash(), "metrics": self.metrics, "reason": self.reason}
+        return {"name": self.name, "hash": self.arch.hash(), "metrics": self.metrics, "reason": self.reason,
+                "notes": list(self.notes)}
 
 
 def fixed_points_for(resolution: int, num_classes: int) -> list[tuple[str, Arch]]:
@@ -50,13 +53,18 @@ def fixed_points_for(resolution: int, num_classes: int) -> list[tuple[str, Arch]
     return out
 
 
-def score_fixed_points(points: Sequence[tuple[str, Arch]], evaluators: Sequence[Evaluator]) -> list[FixedPoint]:
+def score_fixed_points(points: Sequence[tuple[str, Arch]], evaluators: Sequence[Evaluator], *,
+                       progress: bool = False) -> list[FixedPoint]:
     """Every fixed point through every evaluator (failures keep the metrics computed before; a fixed
-    point an evaluator cannot take at all is reported with the evaluator's reason)."""
+    point an evaluator cannot take at all is reported with the evaluator's reason). ``progress``
+    shows a bar over the fixed points."""
+    from tqdm import tqdm
+
     out = []
-    for name, arch in points:
+    for name, arch in tqdm(points, desc="zoo", unit="net", disable=not progress, dynamic_ncols=True):
         metrics: dict[str, float] = {}
         reason = None
+        notes: list[str] = []
         for ev in evaluators:
             try:
                 r = ev.evaluate(arch)
@@ -64,10 +72,12 @@ def score_fixed_points(points: Sequence[tuple[str, Arch]], evaluators: Sequence[
                 reason = f"{ev.name}: {exc}"
                 break
             metrics.update(r.metrics)
+            if "note" in r.info:
+                notes.append(f"{ev.name}: {r.info['note']}")
             if not r.ok:
                 reason = r.reason
                 break
-        out.append(FixedPoint(name, arch, metrics, reason))
+        out.append(FixedPoint(name, arch, metrics, reason, tuple(notes)))
     return out
 
 
@@ -79,15 +89,31 @@ def _front(records: Sequence[Record], objective: Objective) -> list[Record]:
 
 def write_report(run_dir: Path, records: Sequence[Record], objective: Objective, fixed: Sequence[FixedPoint],
                  *, top_k: int, title: str, config: dict[str, Any], notes: Mapping[str, str] | None = None,
-                 sections: Sequence[str] = ()) -> Path:
+                 sections: Sequence[str] = (), progress: bool = False) -> Path:
     """Write every output file; return the path of ``report.md``. ``notes`` (architecture hash ->
     text) annotate the top candidates (a differentiable search marks its derived network);
-    ``sections`` are markdown blocks added before the file list."""
+    ``sections`` are markdown blocks added before the file list. ``progress`` shows a bar over
+    the files written."""
+    from tqdm import tqdm
+
     run_dir.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=4, desc="report", unit="step", disable=not progress, dynamic_ncols=True) as bar:
+        text = _write_outputs(run_dir, records, objective, fixed, top_k, title, config, notes or {}, sections, bar)
+    return atomic_write_text(run_dir / "report.md", text)
+
+
+def _write_outputs(run_dir: Path, records: Sequence[Record], objective: Objective, fixed: Sequence[FixedPoint],
+                   top_k: int, title: str, config: dict[str, Any], notes: Mapping[str, str],
+                   sections: Sequence[str], bar: Any) -> str:
+    """Write every output but ``report.md``, one step of ``bar`` (a tqdm bar of 4) each: the JSON
+    files, ``top/``, the plot, and the report's text, which is returned."""
+    bar.set_postfix_str("candidates.json, pareto.json, fixed_points.json", refresh=False)
     atomic_write_json(run_dir / "candidates.json", [r.to_dict() for r in records])
     front = _front(records, objective)
     atomic_write_json(run_dir / "pareto.json", [r.to_dict() for r in front])
     atomic_write_json(run_dir / "fixed_points.json", [f.to_dict() for f in fixed])
+    bar.update(1)
+    bar.set_postfix_str("top/", refresh=False)
 
     zoo_hashes = {f.arch.hash() for f in fixed} | {zoo.get(n).hash() for n in zoo.names()}
     ranked = sorted((r for r in records if r.state == "complete"), key=lambda r: -objective.best_key(r.metrics))
@@ -104,11 +130,14 @@ def write_report(run_dir: Path, records: Sequence[Record], objective: Objective,
     for old in top_dir.glob("rank*.json"):
         old.unlink()
     top_files = [r.arch.save(top_dir / f"rank{i:02d}_{r.arch.hash()}.json") for i, r in enumerate(top, 1)]
-
+    bar.update(1)
+    bar.set_postfix_str("pareto.png", refresh=False)
     plot = _plot(run_dir / "pareto.png", records, front, top, fixed, objective, title)
-    text = _markdown(records, front, top, top_files, fixed, objective, title, config, plot, run_dir, notes or {},
-                     sections)
-    return atomic_write_text(run_dir / "report.md", text)
+    bar.update(1)
+    bar.set_postfix_str("report.md", refresh=False)
+    text = _markdown(records, front, top, top_files, fixed, objective, title, config, plot, run_dir, notes, sections)
+    bar.update(1)
+    return text
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -141,7 +170,8 @@ def _markdown(records: Sequence[Record], front: Sequence[Record], top: Sequence[
               f"| net | {m} | {lat} | params | MACs | note |", "|---|---|---|---|---|---|"]
     for f in fixed:
         lines.append(f"| {f.name} | {_fmt(f.metrics.get(m))} | {_fmt(f.metrics.get(lat))} | "
-                     f"{_fmt(f.metrics.get('params'))} | {_fmt(f.metrics.get('macs_conv_linear'))} | {f.reason or ''} |")
+                     f"{_fmt(f.metrics.get('params'))} | {_fmt(f.metrics.get('macs_conv_linear'))} | "
+                     f"{'; '.join(filter(None, (f.reason, *f.notes)))} |")
     lines += ["", f"## Pareto front ({m} up, {lat} down): {len(front)} candidates", "",
               f"| hash | {m} | {lat} | params |", "|---|---|---|---|"]
     for r in front:

@@ -134,6 +134,26 @@ class Evaluation:
         screen = Composite([TableLatency(table, measure_missing=config.measure_missing), ComplexityEvaluator(ptflops=False)], cache=cache)
         return cls(space, objective, constraints, screen, Cached(score, cache), table, resolution, num_classes, data)
 
+    def missing_ops(self, arch: Arch) -> list[str]:
+        """Keys of the op configurations of ``arch`` that the latency table lacks (each once)."""
+        return sorted({c.key() for c in arch.op_configs()} - self.table.entries.keys())
+
+    def measure_missing(self, archs: Sequence[Arch], *, progress: bool = False) -> int:
+        """Measure on this device the ops of ``archs`` missing from the latency table and add them
+        to it (in memory, as the screen's ``--measure-missing`` does), with a bar over the
+        architectures that lack some; the number of ops measured. Run it before a phase that would
+        otherwise measure them silently (a differentiable search's latency model, its judging)."""
+        from tqdm import tqdm
+
+        from latency_tables.predict import LatencyPredictor
+
+        lacking = [a for a in archs if self.missing_ops(a)]
+        predictor = LatencyPredictor(self.table, measure_missing=True)
+        for arch in tqdm(lacking, desc="measuring missing ops", unit="net", disable=not progress or not lacking,
+                         dynamic_ncols=True):
+            predictor.op_latencies(arch)
+        return predictor.added
+
     def screen_arch(self, arch: Arch) -> tuple[dict[str, float], str | None, bool]:
         """Cheap metrics of ``arch``, a failure reason, and whether it broke a constraint."""
         result = self.screen.evaluate(arch)
@@ -164,18 +184,19 @@ class Evaluation:
 
     def write_report(self, config: SearchConfig, records: list[Record], *, compare_zoo: bool = True,
                      top_k: int | None = None, notes: Mapping[str, str] | None = None,
-                     sections: Sequence[str] = ()) -> Path:
+                     sections: Sequence[str] = (), progress: bool = False) -> Path:
         """Write the run's outputs (:mod:`nas.search.report`), placing the zoo entries at the
         search's input size on the same axes; return the path of ``report.md``. ``top_k``
-        overrides the configured number of top files; ``notes`` and ``sections`` annotate it."""
+        overrides the configured number of top files; ``notes`` and ``sections`` annotate it.
+        ``progress`` shows bars while the zoo entries are scored and the files written."""
         fixed = []
         if compare_zoo:
             points = fixed_points_for(self.resolution, self.num_classes)
-            fixed = score_fixed_points(points, [self.screen, self.score])
+            fixed = score_fixed_points(points, [self.screen, self.score], progress=progress)
         title = f"litenas search: {config.space} / {config.strategy} / {config.evaluator}"
         return write_report(config.run_dir, records, self.objective, fixed,
                             top_k=top_k or config.top_k, title=title, config=config.to_dict(), notes=notes,
-                            sections=sections)
+                            sections=sections, progress=progress)
 
     def best(self, records: list[Record]) -> Record | None:
         """The best complete candidate of ``records`` by the objective's first value."""
@@ -286,7 +307,12 @@ class Search:
                         self.strategy.tell(point, None if known is None else self._strategy_values(known))
                         idle += 1
                     else:
+                        missing = self.evaluation.missing_ops(arch) if self.config.measure_missing else []
+                        if missing:  # the screen measures them: say so while it does
+                            bar.set_postfix_str(f"measuring {len(missing)} ops missing from the latency table")
                         metrics, reason, infeasible = self.evaluation.screen_arch(arch)
+                        if missing:
+                            self._update_bar(bar)
                         trial = self.store.start(point, arch)
                         if reason is not None:
                             self.store.finish(trial, metrics, None, reason, infeasible=infeasible)
@@ -366,14 +392,16 @@ class Search:
         if on_record is not None:
             on_record(record)
 
-    def _update_bar(self, bar) -> None:  # noqa: ANN001 - tqdm
+    def _update_bar(self, bar: Any) -> None:
+        """Show the best candidate so far on ``bar`` (a tqdm bar), replacing any status."""
         best = self.best()
-        if best is not None:
-            bar.set_postfix_str(f"best {self.objective.names[0]}={self.objective.best_key(best.metrics):.4g}", refresh=False)
+        bar.set_postfix_str("" if best is None else
+                            f"best {self.objective.names[0]}={self.objective.best_key(best.metrics):.4g}", refresh=False)
 
-    def write_report(self, *, compare_zoo: bool = True) -> Path:
+    def write_report(self, *, compare_zoo: bool = True, progress: bool = False) -> Path:
         """Write the run's outputs (see :meth:`Evaluation.write_report`); return ``report.md``."""
-        return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo)
+        return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo,
+                                            progress=progress)
 
     def best(self) -> Record | None:
         """The best complete candidate by the objective's first value."""

@@ -78,6 +78,10 @@ class DNASSearch:
         """Train the supernet for the configured epochs (resuming ``dnas.ckpt``), derive the
         argmax and ``dnas_samples`` sampled architectures, and judge them."""
         s = self.settings
+        if self.config.measure_missing:  # what LatencyModel.from_table would measure, with a bar
+            widest = max(len(layer) for layer in self.view.layers)
+            self.evaluation.measure_missing([self.view.arch([k % len(layer) for layer in self.view.layers])
+                                             for k in range(widest)], progress=progress)
         latency = LatencyModel.from_table(self.view, self.evaluation.table, measure_missing=self.config.measure_missing)
         with torch.random.fork_rng():
             torch.manual_seed(s.seed)
@@ -87,6 +91,8 @@ class DNASSearch:
         self.training = trainer.fit(progress=progress)
         probs = supernet.probabilities()
         self.derived = derive(self.view, probs, latency, samples=s.samples, seed=s.seed)
+        if self.config.measure_missing:  # what judging would measure, with a bar
+            self.evaluation.measure_missing([d.arch for d in self.derived], progress=progress)
         self.state = RunState()
         for i, d in enumerate(self.derived):
             self.state.add(self.evaluation.judge(i, d.point, d.arch))
@@ -105,7 +111,7 @@ class DNASSearch:
             "derived": [d.to_dict(self.view) for d in self.derived],
         }
 
-    def write_report(self, *, compare_zoo: bool = True) -> Path:
+    def write_report(self, *, compare_zoo: bool = True, progress: bool = False) -> Path:
         """Write the run's outputs (:meth:`nas.search.runner.Evaluation.write_report`): the
         derived networks are the result, so ``top/`` holds all of them (ranked by the evaluator,
         the argmax of ``P_theta`` marked) and the report says how the supernet trained."""
@@ -113,7 +119,8 @@ class DNASSearch:
                                  f"sample of P_theta (log p {d.log_prob:.2f})") for d in self.derived}
         return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo,
                                             top_k=max(self.config.top_k, len(self.derived)), notes=notes,
-                                            sections=[self._report_section()] if self.training else [])
+                                            sections=[self._report_section()] if self.training else [],
+                                            progress=progress)
 
     def _report_section(self) -> str:
         """How the supernet trained and what it learned (the full history is in ``dnas.json``)."""
