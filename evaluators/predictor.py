@@ -208,7 +208,8 @@ def resolve_predictor(name_or_path: str | os.PathLike[str]) -> Path:
 @dataclass
 class Predictor:
     """A fitted predictor: the space it encodes, the data it was fitted on, the chosen model, the
-    cross-validation report."""
+    cross-validation report, and the hashes of the networks it was fitted on (their predictions are
+    in-sample: a report says so)."""
 
     space: str
     resolution: int | None
@@ -218,11 +219,12 @@ class Predictor:
     model: dict[str, Any]
     cv: dict[str, float]
     n: int
+    fitted_on: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "space": self.space, "resolution": self.resolution,
                 "num_classes": self.num_classes, "data": self.data, "columns": self.columns, "model": self.model,
-                "cv_kendall_tau": self.cv, "n": self.n}
+                "cv_kendall_tau": self.cv, "n": self.n, "fitted_on": list(self.fitted_on)}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         return atomic_write_json(path, self.to_dict())
@@ -239,7 +241,7 @@ class Predictor:
             raise ValueError(f"{p}: not a litenas accuracy predictor (format {FORMAT!r} version {VERSION})")
         try:
             return cls(d["space"], d["resolution"], d["num_classes"], d["data"], d["columns"], d["model"],
-                       d["cv_kendall_tau"], d["n"])
+                       d["cv_kendall_tau"], d["n"], tuple(d.get("fitted_on", ())))
         except KeyError as exc:
             raise ValueError(f"{p}: predictor without {exc.args[0]!r}") from None
 
@@ -287,7 +289,8 @@ def fit_predictor(records: Sequence[TrainedNet], space: SearchSpace, *, models: 
     kind, alpha = (("ridge", float(best.split("=")[1].rstrip(")"))) if best.startswith("ridge") else (best, 1.0))
     arch0 = records[0].to_arch()
     return Predictor(space.name, arch0.resolution, arch0.num_classes, dict(records[0].data), feat.columns,
-                     {**_fit(kind, x, y, seed, alpha), "name": best}, cv, len(records))
+                     {**_fit(kind, x, y, seed, alpha), "name": best}, cv, len(records),
+                     tuple(sorted(r.arch_hash for r in records)))
 
 
 class PredictedAccuracy(BaseEvaluator):
@@ -301,6 +304,7 @@ class PredictedAccuracy(BaseEvaluator):
         predictor.check(space)
         self.predictor, self.space = predictor, space
         self.featurizer = Featurizer(space)
+        self._fitted_on = frozenset(predictor.fitted_on)
 
     def config(self) -> dict[str, Any]:
         digest = hashlib.sha256(json.dumps(self.predictor.model, sort_keys=True).encode()).hexdigest()[:16]
@@ -313,4 +317,7 @@ class PredictedAccuracy(BaseEvaluator):
 
     def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:
         mean, spread = self.predictor.predict(self.featurizer(arch))
-        return {"top1": float(mean[0])}, ({} if spread is None else {"top1_std": float(spread[0])})
+        info: dict[str, Any] = {} if spread is None else {"top1_std": float(spread[0])}
+        if arch.hash() in self._fitted_on:
+            info["note"] = "in-sample: the predictor was fitted on this network's measured top-1"
+        return {"top1": float(mean[0])}, info

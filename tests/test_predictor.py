@@ -65,6 +65,9 @@ def test_predicted_accuracy_evaluator(records) -> None:
     ev = PredictedAccuracy(pred, SPACE)
     r = ev(records[0].to_arch())
     assert r.ok and "top1_std" in r.info and ev.config()["predictor"]["digest"]
+    assert "in-sample" in r.info["note"]  # fitted on it: a report marks its figure
+    unseen = next(a for a in (SPACE.sample(seed) for seed in range(100)) if a.hash() not in pred.fitted_on)
+    assert "note" not in ev(unseen).info
     fbnet_arch = get_space("fbnet", resolution=32, num_classes=10).sample(0)
     with pytest.raises(ValueError):
         ev(fbnet_arch)  # outside the predictor's space: a bad request, not a failed candidate

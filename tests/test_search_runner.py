@@ -25,11 +25,11 @@ from search_spaces.spaces import get_space
 RES = 32
 
 
-def fake_table(path: Path, space: str = "fbnet") -> Path:
+def fake_table(path: Path, space: str = "fbnet", num_classes: int = 10) -> Path:
     """A table whose entries grow with the op's input size and arguments: runner tests need a
     complete table, not real timings (those are the latency benchmark's business)."""
     table = LatencyTable.new(Settings().identity(), resolution=RES, space=space)
-    for cfg in get_space(space, resolution=RES, num_classes=10).op_configs(RES):
+    for cfg in get_space(space, resolution=RES, num_classes=num_classes).op_configs(RES):
         assert isinstance(cfg, OpConfig)
         ms = 0.001 * cfg.in_chs * cfg.in_size * cfg.in_size / 256 + 0.01 * (len(cfg.key()) % 7)
         table.add(cfg.key(), Timing(ms, ms * 0.9, ms * 1.1, 5))

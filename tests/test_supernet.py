@@ -167,7 +167,7 @@ def test_supernet_holds_out_the_images_a_search_ranks_on(tmp_path, capsys) -> No
     assert identity["data"]["train"] == 2 * (20 - 4)  # the held-out images never trained the supernet
     capsys.readouterr()
     search = ["search", "--space", "fbnet", "--resolution", "32", "--strategy", "random", "--budget", "2",
-              "--latency-table", str(fake_table(tmp_path / "fbnet32.json")), "--evaluator", "supernet",
+              "--latency-table", str(fake_table(tmp_path / "fbnet32.json", num_classes=2)), "--evaluator", "supernet",
               "--supernet", str(sn_dir), "--data", str(tmp_path / "data"), "--max-latency-ms", "50", "--no-zoo",
               "--quiet", "--threads", "1"]
     assert main([*search, "--test-per-class", "5", "--out", str(tmp_path / "r1")]) == 2
