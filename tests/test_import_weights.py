@@ -213,7 +213,8 @@ def test_missing_file_unknown_source_and_no_layout(tmp_path: Path) -> None:
 
 
 def test_safetensors_file(tmp_path: Path) -> None:
-    st = pytest.importorskip("safetensors.torch")
+    import safetensors.torch as st
+
     fx = _fixture("ghostnet_050")
     path = tmp_path / "g.safetensors"
     st.save_file(_reference_state(fx), str(path))

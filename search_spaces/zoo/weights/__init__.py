@@ -8,8 +8,8 @@ part), converts the layouts that differ (grouped 1x1 conv vs. one conv per group
 mis-shaped keys, when anything does not fit; the per-library layouts are ``_timm``,
 ``_torchvision`` and ``_pytorchcv``, the mechanics ``_plan``.
 
-Files are read with ``torch.load(weights_only=True)`` (no pickled code runs); ``.safetensors``
-files when the optional ``safetensors`` package is installed.
+Files are read with ``torch.load(weights_only=True)`` (no pickled code runs), ``.safetensors``
+files with the ``safetensors`` package.
 """
 
 from __future__ import annotations
@@ -20,17 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file as load_safetensors
 
 from nas.builder import build_model
 from search_spaces import zoo
 from search_spaces.zoo.weights import _pytorchcv, _timm, _torchvision
 from search_spaces.zoo.weights._plan import Link, combine, links, to_reference
 from search_spaces.zoo.weights.fill import fill_reference_tensor
-
-try:
-    from safetensors.torch import load_file as _load_safetensors
-except ImportError:  # optional: .safetensors files need it, nothing else does
-    _load_safetensors = None
 
 __all__ = ["SOURCES", "export_weights", "fill_reference_tensor", "import_weights", "read_state_dict",
            "reference_model"]
@@ -145,10 +141,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise ValueError(f"{p}: no such file")
     if p.suffix == ".safetensors":
-        if _load_safetensors is None:
-            raise ValueError(f"{p}: reading .safetensors files needs the safetensors package (pip install safetensors)")
         try:
-            data: Any = _load_safetensors(str(p))
+            data: Any = load_safetensors(str(p))
         except Exception as exc:  # safetensors raises its own error types
             raise ValueError(f"{p}: not a readable safetensors file ({_first_line(exc)})") from None
     else:
