@@ -632,11 +632,11 @@ def markdown(report: dict[str, Any]) -> str:
         "Kendall tau-b (1: the estimator ranks the networks exactly as their trained top-1; every score is "
         "\"higher is better\"). \"sampled\": the latency-stratified sample of the whole space; \"view\": the "
         "sample of the supernet's part of it (width 1.0, deepest stages, fixed stem and head: the only networks a "
-        "supernet estimator can score); \"all\": every trained network, fixed points "
-        f"included; \"-\": fewer than 2 networks, or constant scores or top-1. CPU-s: process CPU time to score "
-        f"one candidate ({m['threads']} thread(s)); proxies use one batch of {m['proxy_batch']} training images. "
-        "Latencies are the table's predictions (it predicts the fixed points 18-40% slower than measured, though "
-        "in the right order: `latency_tables/README.md`).",
+        "supernet estimator can score); \"all\": every trained network, fixed points and networks of earlier "
+        f"plans included; \"-\": fewer than 2 networks, or constant scores or top-1. CPU-s: process CPU time to "
+        f"score one candidate ({m['threads']} thread(s)); proxies use one batch of {m['proxy_batch']} training "
+        "images. Latencies are the table's predictions (how far they are from measured ones: "
+        "`latency_tables/README.md`).",
         "",
         tau_table(report),
         "",

@@ -68,6 +68,10 @@ def test_predicted_accuracy_evaluator(records) -> None:
     assert "in-sample" in r.info["note"]  # fitted on it: a report marks its figure
     unseen = next(a for a in (SPACE.sample(seed) for seed in range(100)) if a.hash() not in pred.fitted_on)
     assert "note" not in ev(unseen).info
+    from nas.search.report import score_fixed_points
+
+    seen, other = score_fixed_points([("seen", records[0].to_arch()), ("other", unseen)], [ev])
+    assert seen.notes == (f"predictor: {r.info['note']}",) and other.notes == ()
     fbnet_arch = get_space("fbnet", resolution=32, num_classes=10).sample(0)
     with pytest.raises(ValueError):
         ev(fbnet_arch)  # outside the predictor's space: a bad request, not a failed candidate

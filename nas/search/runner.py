@@ -194,9 +194,14 @@ class Evaluation:
             points = fixed_points_for(self.resolution, self.num_classes)
             fixed = score_fixed_points(points, [self.screen, self.score], progress=progress)
         title = f"litenas search: {config.space} / {config.strategy} / {config.evaluator}"
+        said = {}  # what the evaluator said of a candidate's figure (an in-sample prediction)
+        for r in records:
+            cached = self.score.lookup(r.arch) if r.state == "complete" else None
+            if cached is not None and "note" in cached.info:
+                said[r.arch.hash()] = f"{self.score.name}: {cached.info['note']}"
         return write_report(config.run_dir, records, self.objective, fixed,
-                            top_k=top_k or config.top_k, title=title, config=config.to_dict(), notes=notes,
-                            sections=sections, progress=progress)
+                            top_k=top_k or config.top_k, title=title, config=config.to_dict(),
+                            notes={**said, **(notes or {})} or None, sections=sections, progress=progress)
 
     def best(self, records: list[Record]) -> Record | None:
         """The best complete candidate of ``records`` by the objective's first value."""
