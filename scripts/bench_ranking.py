@@ -257,6 +257,49 @@ def make_plan(space: SearchSpace, predictor: LatencyPredictor, *, pool: int, arc
     return Plan(fixed + merged, sample, skipped_fixed, view)
 
 
+PLAN_FORMAT = "litenas.bench_ranking_plan"
+
+
+def _candidate_to_dict(c: Candidate) -> dict[str, Any]:
+    return {"arch": c.arch.to_dict(), "latency_ms": c.latency_ms, "name": c.name, "bin": c.bin, "group": c.group}
+
+
+def _sample_to_dict(sample: Sample) -> dict[str, Any]:
+    return {"chosen": [_candidate_to_dict(c) for c in sample.chosen], "pool_latencies": sample.pool_latencies,
+            "drawn": sample.drawn, "duplicates": sample.duplicates, "skipped": sample.skipped}
+
+
+def _candidate(d: dict[str, Any]) -> Candidate:
+    return Candidate(Arch.from_dict(d["arch"]), d["latency_ms"], d["name"], d["bin"], d["group"])
+
+
+def _sample(d: dict[str, Any]) -> Sample:
+    return Sample([_candidate(c) for c in d["chosen"]], d["pool_latencies"], d["drawn"], d["duplicates"],
+                  d["skipped"])
+
+
+def frozen_plan(path: Path, settings: dict[str, Any], draw: Callable[[], Plan]) -> Plan:
+    """The plan stored in ``path`` for ``settings``, or a new one drawn and stored there. A plan
+    is drawn once: which network falls in which latency bin then no longer moves when the table is
+    re-measured or re-calibrated (what was trained stays planned); the latencies shown are the
+    table's at drawing time."""
+    if path.is_file():
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            if d.get("format") == PLAN_FORMAT and d.get("settings") == settings:
+                return Plan([_candidate(c) for c in d["candidates"]], _sample(d["sample"]), d["skipped_fixed"],
+                            _sample(d["view_sample"]) if d["view_sample"] else None)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a readable plan ({exc}); move it aside to draw the plan again") from None
+        log.info("%s holds a plan for other settings; drawing a new one", path)
+    plan = draw()
+    atomic_write_json(path, {"format": PLAN_FORMAT, "settings": settings,
+                             "candidates": [_candidate_to_dict(c) for c in plan.candidates],
+                             "sample": _sample_to_dict(plan.sample), "skipped_fixed": plan.skipped_fixed,
+                             "view_sample": _sample_to_dict(plan.view_sample) if plan.view_sample else None})
+    return plan
+
+
 # ---------------------------------------------------------------------------------------------
 # Estimators: add one by adding a factory to ESTIMATORS
 @dataclass(frozen=True)
@@ -703,6 +746,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="only regenerate the report from the results file")
     p.add_argument("--results", default="docs/bench_ranking_trained.json",
                    help="TrainedNets results file (default %(default)s)")
+    p.add_argument("--plan", default="docs/bench_ranking_plan.json",
+                   help="the networks planned, drawn once per setting and kept (default %(default)s)")
     p.add_argument("--scores", default="docs/bench_ranking_scores.json",
                    help="cache of estimator scores and costs (default %(default)s)")
     p.add_argument("--out", default="docs/bench_ranking", help="report prefix: .md and .json (default %(default)s)")
@@ -733,10 +778,13 @@ def main(argv: list[str] | None = None) -> int:
 
     space = get_mobile_space()
     predictor = load_predictor(args.latency_table)
+    settings = {"space": SPACE, "resolution": RESOLUTION, "num_classes": NUM_CLASSES, "pool": args.pool,
+                "archs": args.archs, "sample_seed": args.sample_seed, "view_archs": args.view_archs,
+                "fixed_points": not args.no_fixed_points}
     try:
-        plan = make_plan(space, predictor, pool=args.pool, archs=args.archs, seed=args.sample_seed,
-                         view_archs=args.view_archs,
-                         with_fixed=not args.no_fixed_points, progress=not args.quiet)
+        plan = frozen_plan(Path(args.plan), settings, lambda: make_plan(
+            space, predictor, pool=args.pool, archs=args.archs, seed=args.sample_seed, view_archs=args.view_archs,
+            with_fixed=not args.no_fixed_points, progress=not args.quiet))
     except ValueError as exc:
         raise SystemExit(f"bench_ranking: {exc}") from None
     for s in plan.skipped_fixed + plan.sample.skipped:

@@ -87,12 +87,34 @@ def test_fixed_points_of_the_mobile_space(space_and_table: tuple) -> None:
         assert predictor.predict(arch) > 0
 
 
+def test_a_plan_is_drawn_once_per_setting(tmp_path: Path) -> None:
+    """What was planned stays planned when the table changes; other settings draw again."""
+    space = br.get_mobile_space()
+    predictor = br.load_predictor("mobile_32_cpu")
+    drawn = []
+
+    def draw() -> br.Plan:
+        drawn.append(1)
+        return br.make_plan(space, predictor, pool=20, archs=3, seed=len(drawn), with_fixed=False, progress=False)
+
+    path, settings = tmp_path / "plan.json", {"pool": 20, "archs": 3}
+    first = br.frozen_plan(path, settings, draw)
+    again = br.frozen_plan(path, settings, draw)  # the second draw (seed 2) would give other networks
+    assert len(drawn) == 1 and [c.arch.hash() for c in again.candidates] == [c.arch.hash() for c in first.candidates]
+    assert [c.bin for c in again.candidates] == [0, 2, 1] and again.sample.pool_latencies == first.sample.pool_latencies
+    br.frozen_plan(path, {**settings, "archs": 4}, draw)
+    assert len(drawn) == 2
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable plan"):
+        br.frozen_plan(path, settings, draw)
+
+
 def _run(tmp: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
     argv = ["--data", "synthetic", "--train-per-class", "8", "--test-per-class", "4", "--archs", "3",
             "--pool", "30", "--epochs", "1", "--threads", "1", "--no-fixed-points", "--quiet", "--view-archs", "0",
             "--estimators", "macs,params,neg_latency,naswot",
             "--results", str(tmp / "trained.json"), "--scores", str(tmp / "scores.json"),
-            "--out", str(tmp / "report"), *extra]
+            "--plan", str(tmp / "plan.json"), "--out", str(tmp / "report"), *extra]
     assert br.main(argv) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
