@@ -24,7 +24,7 @@ from typing import Any
 
 from evaluators.base import Evaluator, Result
 from nas.arch import Arch
-from nas.io import atomic_write_json
+from nas.io import atomic_write_json, parse_json_object
 
 __all__ = ["CACHE_VERSION", "config_digest", "ResultCache", "JsonCache", "Cached"]
 
@@ -69,11 +69,15 @@ class JsonCache(ResultCache):
     def get(self, evaluator: str, digest: str, arch_hash: str) -> Result | None:
         path = self._dir(evaluator, digest) / f"{arch_hash}.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            result = Result.from_dict(data)
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            logger.warning("ignoring unreadable cache entry %s (%s)", path, exc)
+            return None
+        try:  # a damaged entry (truncated, tampered, nested too deeply) is evaluated again
+            result = Result.from_dict(parse_json_object(raw, str(path), "a cached evaluator result"))
+        except ValueError as exc:
             logger.warning("ignoring unreadable cache entry %s (%s)", path, exc)
             return None
         if result.arch_hash != arch_hash:

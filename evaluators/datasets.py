@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nas.io import atomic_path, atomic_write_json
+from nas.io import atomic_path, atomic_write_json, parse_json_object
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -301,12 +301,12 @@ def load_image_folder(root: str | os.PathLike[str], *, cache_dir: str | os.PathL
     manifest_path, arrays_path = cache / f"{key}.json", cache / f"{key}.npz"
     if manifest_path.exists() and arrays_path.exists():
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = parse_json_object(manifest_path.read_bytes(), str(manifest_path), "a dataset cache manifest")
             with np.load(arrays_path, allow_pickle=False) as z:
                 train = ImageSet(z["train_images"], z["train_labels"])
                 test = ImageSet(z["test_images"], z["test_labels"])
             return Dataset(name, tuple(manifest["classes"]), train, test, manifest["fingerprint"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             logger.warning("decoding %s again: its cache %s is unreadable (%s)", root, arrays_path, exc)
 
     splits = {}

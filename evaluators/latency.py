@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from evaluators.base import BaseEvaluator, Metric
-from latency_tables.measure import Settings, device_name, measure_module
+from latency_tables.device import device_name
+from latency_tables.measure import Settings, measure_module
 from latency_tables.predict import LatencyPredictor
 from latency_tables.table import LatencyTable
 from nas.arch import Arch

@@ -37,7 +37,7 @@ from evaluators.proxies import kendall_tau
 from evaluators.trained_nets import TrainedNet
 from nas.arch import Arch
 from nas.complexity import complexity
-from nas.io import atomic_write_json
+from nas.io import JSONFileError, atomic_write_json, read_json_file
 from search_spaces.space import SearchSpace
 
 __all__ = ["MODELS", "FORMAT", "SHIPPED_DIR", "shipped_predictors", "resolve_predictor", "Featurizer", "Predictor",
@@ -188,6 +188,14 @@ def _cv_tau(kind: str, x: np.ndarray, y: np.ndarray, folds: int, seed: int, alph
 
 
 # ------------------------------------------------------------------------------------------- predictor
+#: The fields of a predictor file and their JSON types (``fitted_on`` may be absent: older files).
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "space": str, "resolution": (int, type(None)), "num_classes": int, "data": dict, "columns": list, "model": dict,
+    "cv_kendall_tau": dict, "n": int, "fitted_on": list}
+_FIELD_KINDS = {str: "a string", (int, type(None)): "an integer or null", int: "an integer", dict: "an object",
+                list: "an array"}
+
+
 def shipped_predictors() -> list[str]:
     """Names of the shipped predictors (``--predictor NAME``)."""
     return sorted(p.stem for p in SHIPPED_DIR.glob("*.json") if not p.stem.endswith("_nets"))
@@ -231,19 +239,24 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Predictor:
-        """A predictor file, or a shipped predictor by name (:func:`shipped_predictors`)."""
+        """A predictor file, or a shipped predictor by name (:func:`shipped_predictors`); a file that
+        is not a well-formed predictor is a :class:`~nas.io.JSONFileError` naming it."""
         p = resolve_predictor(path)
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{p}: unreadable predictor ({exc})") from None
-        if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != VERSION:
-            raise ValueError(f"{p}: not a litenas accuracy predictor (format {FORMAT!r} version {VERSION})")
-        try:
-            return cls(d["space"], d["resolution"], d["num_classes"], d["data"], d["columns"], d["model"],
-                       d["cv_kendall_tau"], d["n"], tuple(d.get("fitted_on", ())))
-        except KeyError as exc:
-            raise ValueError(f"{p}: predictor without {exc.args[0]!r}") from None
+        d = read_json_file(p, "an accuracy predictor")
+        if d.get("format") != FORMAT or d.get("version") != VERSION:
+            raise JSONFileError(f"{p}: not a litenas accuracy predictor (format {FORMAT!r} version {VERSION})")
+        for key, kinds in _FIELDS.items():
+            if key not in d:
+                if key == "fitted_on":
+                    continue
+                raise JSONFileError(f"{p}: predictor without {key!r}")
+            if isinstance(d[key], bool) or not isinstance(d[key], kinds):
+                raise JSONFileError(f"{p}: predictor field {key!r}: expected {_FIELD_KINDS[kinds]}, got "
+                                    f"{json.dumps(d[key])[:40]}")
+        if not isinstance(d["model"].get("name"), str):
+            raise JSONFileError(f"{p}: predictor field 'model' has no 'name'")
+        return cls(d["space"], d["resolution"], d["num_classes"], d["data"], d["columns"], d["model"],
+                   d["cv_kendall_tau"], d["n"], tuple(d.get("fitted_on", ())))
 
     def check(self, space: SearchSpace, data_fingerprint: str | None = None) -> None:
         """``ValueError`` naming both sides unless ``space`` (and the data, if given) are the

@@ -20,7 +20,6 @@ on ``K`` training batches before testing (SPOS, Section 3.3; OFA's "BN calibrati
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from evaluators.training.sources import epoch_generator
 from nas.arch import Arch
 from nas.builder import LiteNet, build_model, init_weights, zero_last_bn_of_residuals
 from nas.complexity import count_macs_conv_linear
+from nas.io import read_json_file
 from search_spaces.layerwise import LayerwiseView, layerwise_view
 from search_spaces.ops.slices import centred_cut, mixed_conv_slot
 from search_spaces.registry import get_op
@@ -292,13 +292,18 @@ def supernet_view(space: str, resolution: int, num_classes: int) -> LayerwiseVie
 
 
 def _trained_identity(run: Path) -> dict[str, Any]:
+    """The identity in the ``config.json`` of the ``nas supernet train`` directory ``run``; a missing
+    or malformed file is a ``ValueError`` naming it."""
+    if not run.is_dir():
+        raise ValueError(f"supernet: {run}: no such directory (give a `nas supernet train` run directory)")
+    config = read_json_file(run / "config.json", "the config of a `nas supernet train` run")
     try:
-        identity = json.loads((run / "config.json").read_text(encoding="utf-8"))["identity"]
+        identity = config["identity"]
         trained = identity["supernet"]
         if trained["holdout"] is not None:
             Holdout(**trained["holdout"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"supernet: {run} is not a `nas supernet train` directory ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"supernet: {run} is not a `nas supernet train` directory (config.json: {exc!r})") from None
     return identity
 
 
@@ -324,6 +329,11 @@ def load_supernet(run_dir: str | Path, *, space: str, resolution: int, num_class
     if not (run / "weights.pt").is_file():
         raise ValueError(f"supernet: {run} has no weights.pt yet (train at least one epoch)")
     supernet = OneShotSupernet(supernet_view(space, resolution, num_classes))
-    state = torch.load(run / "weights.pt", map_location="cpu", weights_only=True)
-    supernet.load_state_dict(state)
+    weights = run / "weights.pt"
+    try:
+        supernet.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged or foreign file
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"supernet: {weights}: not readable as the weights of this supernet, the file may be "
+                         f"damaged ({type(exc).__name__}: {first})") from None
     return supernet, {**trained, "recipe": identity.get("recipe"), "data": identity.get("data")}

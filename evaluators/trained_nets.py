@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import Arch
-from nas.io import atomic_write_json
+from nas.io import JSONFileError, atomic_write_json, read_json_file
 
 __all__ = ["FORMAT", "VERSION", "TrainedNet", "TrainedNets", "record_from_run"]
 
@@ -84,15 +84,15 @@ class TrainedNets:
             self._load()
 
     def _load(self) -> None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{self.path}: unreadable ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"{self.path}: not a litenas trained-networks file (format {FORMAT!r})")
+        data = read_json_file(self.path, "a litenas trained-networks file")
+        if data.get("format") != FORMAT:
+            raise JSONFileError(f"{self.path}: not a litenas trained-networks file (format {FORMAT!r})")
         if data.get("version") != VERSION:
-            raise ValueError(f"{self.path}: version {data.get('version')!r}, this litenas reads version {VERSION}")
-        for i, row in enumerate(data.get("records", [])):
+            raise JSONFileError(f"{self.path}: version {data.get('version')!r}, this litenas reads version {VERSION}")
+        rows = data.get("records", [])
+        if not isinstance(rows, list):
+            raise JSONFileError(f"{self.path}: field 'records': expected an array, got {type(rows).__name__}")
+        for i, row in enumerate(rows):
             try:
                 rec = TrainedNet(**row)
             except (TypeError, ValueError) as exc:
@@ -125,19 +125,20 @@ class TrainedNets:
 
 
 def record_from_run(run_dir: str | os.PathLike[str]) -> TrainedNet:
-    """The record of a finished ``nas train`` run directory (its last epoch's test figures)."""
+    """The record of a finished ``nas train`` run directory (its last epoch's test figures); a
+    directory whose files are missing or malformed is a ``ValueError`` naming the file."""
     run = Path(run_dir)
-    try:
-        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-        metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{run}: not a finished nas train run ({exc})") from None
+    config = read_json_file(run / "config.json", "the config of a `nas train` run")
+    metrics = read_json_file(run / "metrics.json", "the metrics of a `nas train` run")
     summary = metrics.get("summary", {})
-    if not summary.get("complete"):
-        raise ValueError(f"{run}: the run is not finished ({summary.get('epochs_done')}/{summary.get('epochs')} "
-                         "epochs)")
-    identity = config["identity"]
-    final = summary["final"]
-    return TrainedNet.of(Arch.load(run / "arch.json"), identity["data"], identity["recipe"], final["test_top1"],
-                         top5=final["test_top5"], seconds=summary["train_seconds"], source="nas train",
-                         extra={"init": identity.get("init"), "subset": identity.get("subset")})
+    if not isinstance(summary, dict) or not summary.get("complete"):
+        done = summary if isinstance(summary, dict) else {}
+        raise ValueError(f"{run}: the run is not finished ({done.get('epochs_done')}/{done.get('epochs')} epochs)")
+    arch = Arch.load(run / "arch.json")
+    try:
+        identity, final = config["identity"], summary["final"]
+        return TrainedNet.of(arch, identity["data"], identity["recipe"], final["test_top1"], top5=final["test_top5"],
+                             seconds=summary["train_seconds"], source="nas train",
+                             extra={"init": identity.get("init"), "subset": identity.get("subset")})
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{run}: not a finished `nas train` run (config.json or metrics.json: {exc!r})") from None

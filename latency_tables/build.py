@@ -32,12 +32,11 @@ from latency_tables.measure import (
     harness_kwargs,
     measure_ops,
 )
+from latency_tables.sampling import open_space, zoo_archs
 from latency_tables.table import LatencyTable
-from nas.arch import Arch
 from search_spaces.registry import OpConfig
-from search_spaces.space import SearchSpace
 
-__all__ = ["unique_configs", "open_space", "space_configs", "zoo_archs", "build_table", "add_arguments", "run", "main"]
+__all__ = ["unique_configs", "space_configs", "build_table", "add_arguments", "run", "main"]
 
 
 def unique_configs(configs: Iterable[OpConfig]) -> list[OpConfig]:
@@ -48,15 +47,6 @@ def unique_configs(configs: Iterable[OpConfig]) -> list[OpConfig]:
     return list(seen.values())
 
 
-def open_space(name: str, resolution: int, num_classes: int | None = None) -> SearchSpace:
-    """Search space ``name`` set up as a search at ``resolution`` sets it up (every space takes
-    the input size as an option; ``mobile`` then samples that size's layout) with ``num_classes``
-    outputs (default: the space's)."""
-    from search_spaces.spaces import get_space
-
-    return get_space(name, resolution=resolution, **({} if num_classes is None else {"num_classes": num_classes}))
-
-
 def space_configs(space: str, resolution: int, *, extra: bool = False, num_classes: int | None = None
                   ) -> list[OpConfig]:
     """Every distinct op configuration of ``space`` at ``resolution``: of the points its sampler
@@ -65,17 +55,6 @@ def space_configs(space: str, resolution: int, *, extra: bool = False, num_class
     if "core_only" in inspect.signature(sp.op_configs).parameters:
         return unique_configs(sp.op_configs(resolution, core_only=not extra))
     return unique_configs(sp.op_configs(resolution))
-
-
-def zoo_archs(resolution: int, num_classes: int | None = None) -> dict[str, Arch]:
-    """The zoo entries whose native input resolution is ``resolution``, by name, re-targeted to
-    ``num_classes`` outputs when given (a CIFAR-10 table holds 10-class heads, while the zoo's
-    CIFAR networks are CIFAR-100's)."""
-    from search_spaces import zoo
-
-    archs = {name: zoo.get(name) for name in zoo.names()}
-    return {name: a if num_classes is None else a.replace(num_classes=num_classes)
-            for name, a in archs.items() if a.resolution == resolution}
 
 
 def _check_compatible(table: LatencyTable, settings: Settings, resolution: int) -> None:
@@ -240,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m latency_tables.build``."""
-    from latency_tables.cli import run_main
+    from latency_tables.command import run_main
 
     parser = argparse.ArgumentParser(prog="python -m latency_tables.build", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,4 +1,5 @@
-"""Command-line wiring of the latency tools: ``build``, ``calibrate``, ``validate`` and ``list``.
+"""Command-line wiring of the latency tools: ``build``, ``calibrate``, ``validate``, ``adapt``,
+``check`` and ``list``.
 
 The same sub-commands serve ``nas latency ...`` (:mod:`nas.cli.latency`) and
 ``python -m latency_tables ...``, the entry point for a target device that has only torch and
@@ -8,10 +9,11 @@ litenas's core.
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-__all__ = ["add_commands", "run_main", "main"]
+from latency_tables.command import run_main
+
+__all__ = ["add_commands", "main"]
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -40,8 +42,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add the ``build``, ``calibrate``, ``validate`` and ``list`` sub-commands to ``sub``."""
-    from latency_tables import build, predict, validate
+    """Add the ``build``, ``calibrate``, ``validate``, ``adapt``, ``check`` and ``list`` sub-commands
+    to ``sub``."""
+    from latency_tables import adapt, build, check, predict, validate
 
     p = sub.add_parser("build", help="measure every op configuration of a space into a table",
                        description=build.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,32 +61,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     validate.add_arguments(p)
     p.set_defaults(func=validate.run)
 
+    p = sub.add_parser("adapt", help="refit a table's calibration on networks measured on this device (minutes)",
+                       description=adapt.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    adapt.add_arguments(p)
+    p.set_defaults(func=adapt.run)
+
+    p = sub.add_parser("check", help="does a table still fit this machine? fingerprint, probe, a few networks",
+                       description=check.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_arguments(p)
+    p.set_defaults(func=check.run)
+
     p = sub.add_parser("list", help="the shipped latency tables")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=_list)
 
 
-def run_main(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int] | None,
-             argv: Sequence[str] | None) -> int:
-    """Parse ``argv`` and run ``handler`` (or the sub-command's ``func``); a user error (a bad
-    value or table, a file that cannot be read or written) prints one line and returns 2, an
-    interrupt returns 130. (``nas latency`` runs under ``nas``'s own handler.)"""
-    args = parser.parse_args(argv)
-    func = handler or args.func
-    try:
-        return int(func(args) or 0)
-    except (ValueError, OSError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m latency_tables COMMAND ...``."""
     parser = argparse.ArgumentParser(prog="python -m latency_tables",
-                                     description="litenas latency tables: build, calibrate, validate, list.")
+                                     description="litenas latency tables: build, calibrate, validate, adapt, check, list.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_commands(sub)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from latency_tables.device import device_name
 from latency_tables.table import IDENTITY_FIELDS, Timing
 from nas.arch import Arch
 from search_spaces.registry import OpConfig
@@ -184,26 +185,6 @@ def median_ci_halfwidth(samples: Sequence[float]) -> float:
     hi = min(n - 1, math.ceil(n / 2 + half))
     med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
     return (s[hi] - s[lo]) / (2 * med) if med > 0 else math.inf
-
-
-def device_name(device: str) -> str:
-    """What the device is: the CPU model for ``cpu``, the GPU name for CUDA devices."""
-    if device == "cpu":
-        return _cpu_model()
-    if not torch.cuda.is_available():
-        return "no CUDA device"
-    return torch.cuda.get_device_name(torch.device(device))
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    import platform
-
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from latency_tables.device import device_name, fingerprint
+
 TABLE_FORMAT = "litenas.latency_table"
 TABLE_VERSION = 1
 
@@ -53,8 +57,13 @@ _META_FIELDS: dict[str, type | tuple[type, ...]] = {
     "created": str,
 }
 _ENTRY_FIELDS = ("median_ms", "p10_ms", "p90_ms", "n")
-# Features a calibration may weigh (see latency_tables.predict).
+# Features a calibration may weigh (see latency_tables.predict), besides per-class sums.
 CALIBRATION_FEATURES = ("sum", "n_ops", "mparams", "const")
+CLASS_PREFIX = "sum:"
+"""A calibration feature ``sum:<class>`` is the sum of the op medians of one op class (see
+:func:`op_class`); its coefficient is that class's deviation from the global ``sum`` scale."""
+SIZE_BUCKETS = (4, 8, 16, 32)
+"""Upper edges of the feature-map sizes an op class is split by (larger maps form one more class)."""
 # The metadata fields that define what a measurement means (``measure.Settings.identity``).
 IDENTITY_FIELDS = ("device", "threads", "batch_size", "dtype", "backend", "channels_last", "clock", "cache")
 
@@ -65,6 +74,9 @@ __all__ = [
     "TableError",
     "MissingKeyError",
     "TableMismatchWarning",
+    "CLASS_PREFIX",
+    "op_class",
+    "fingerprint_diffs",
     "Timing",
     "Calibration",
     "LatencyTable",
@@ -91,6 +103,21 @@ class TableMismatchWarning(UserWarning):
     """The table was measured on another device or torch version than the current one."""
 
 
+def op_class(op: str, in_size: int) -> str:
+    """The calibration class of an op: its name and the bucket of its input map size
+    (``ir@8``: an inverted residual on a 5-8 pixel map).
+
+    Why classes: a device that is, say, twice as fast as the one that built a table is not twice
+    as fast at everything. Depthwise and dense convolutions, tiny and large maps, shift by
+    different factors between CPUs (vector width, cache sizes, memory bandwidth), so adapting a
+    table to a new device fits a scale per class (:mod:`latency_tables.adapt`).
+    """
+    for edge in SIZE_BUCKETS:
+        if in_size <= edge:
+            return f"{op}@{edge}"
+    return f"{op}@big"
+
+
 @dataclass(frozen=True)
 class Timing:
     """Summary of one item's timing samples, in milliseconds (a table entry)."""
@@ -109,9 +136,15 @@ class Calibration:
     """Overhead model fitted on whole-network measurements: ``latency = sum_f coef[f] * x_f``.
 
     Features (see :func:`latency_tables.predict.features`): ``sum`` (the sum of the op medians,
-    ms), ``n_ops`` (layers, stem and head included), ``mparams`` (weights, millions) and
-    ``const`` (1). ``records`` keeps the
-    measurements the fit used, so it can be re-fitted or audited.
+    ms), ``n_ops`` (layers, stem and head included), ``mparams`` (weights, millions), ``const``
+    (1) and, for the ``per_class`` model, ``sum:<class>`` (the medians of one :func:`op_class`,
+    weighted by that class's deviation from the ``sum`` coefficient; a class the fit did not
+    see weighs 0). ``ridge`` is the penalty the per-class deviations were fitted under.
+    ``records`` keeps the measurements the fit used, so it can be re-fitted or audited.
+
+    The model is a sum over ops plus a constant, so it is written per op as well
+    (:meth:`op_cost`, :attr:`constant`): a network's prediction and a differentiable search's
+    expected latency use the same formula.
     """
 
     method: str
@@ -120,6 +153,7 @@ class Calibration:
     loo_mape: dict[str, float] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     created: str = ""
+    ridge: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,13 +165,16 @@ class Calibration:
         try:
             coef = {str(k): float(v) for k, v in data["coef"].items()}
             loo = {str(k): float(v) for k, v in data.get("loo_mape", {}).items()}
+            ridge = data.get("ridge")
             out = cls(str(data["method"]), coef, float(data["fit_mape"]), loo,
-                      list(data.get("records", [])), str(data.get("created", "")))
+                      list(data.get("records", [])), str(data.get("created", "")),
+                      None if ridge is None else float(ridge))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TableError(f"{where}: malformed 'calibration' ({type(exc).__name__}: {exc})") from None
         if not all(math.isfinite(v) for v in coef.values()):
             raise TableError(f"{where}: 'calibration' has a non-finite coefficient")
-        unknown = sorted(set(coef) - set(CALIBRATION_FEATURES))
+        unknown = sorted(k for k in coef if k not in CALIBRATION_FEATURES and not
+                         (k.startswith(CLASS_PREFIX) and len(k) > len(CLASS_PREFIX)))
         if unknown:
             raise TableError(f"{where}: 'calibration' uses unknown feature {unknown[0]!r} "
                              f"(known: {', '.join(CALIBRATION_FEATURES)})")
@@ -146,21 +183,44 @@ class Calibration:
         return out
 
     def predict(self, feats: Mapping[str, float]) -> float:
-        """``sum_f coef[f] * feats[f]`` (ms)."""
-        return float(sum(c * feats[name] for name, c in self.coef.items()))
+        """``sum_f coef[f] * feats[f]`` (ms); a class sum absent from ``feats`` counts 0."""
+        return float(sum(c * feats.get(name, 0.0) if name.startswith(CLASS_PREFIX) else c * feats[name]
+                         for name, c in self.coef.items()))
+
+    def op_cost(self, op_class_name: str, median_ms: float, mparams: float) -> float:
+        """One op's share of a network's prediction (ms): its median scaled by the global and its
+        class's coefficient, its weights' streaming cost and the per-op overhead."""
+        scale = self.coef.get("sum", 0.0) + self.coef.get(CLASS_PREFIX + op_class_name, 0.0)
+        return scale * median_ms + self.coef.get("mparams", 0.0) * mparams + self.coef.get("n_ops", 0.0)
+
+    @property
+    def constant(self) -> float:
+        """The per-network term of the prediction (ms)."""
+        return self.coef.get("const", 0.0)
 
     def check_prediction(self, record: Mapping[str, Any], where: str) -> None:
         """:class:`TableError` unless the calibration predicts > 0 ms for one of the networks it
-        was fitted on (a record: ``sum_ms``, ``n_ops``, ``mparams``)."""
+        was fitted on (a record: ``sum_ms``, ``n_ops``, ``mparams``, ``class_sums``)."""
         try:
             feats = {"sum": float(record["sum_ms"]), "n_ops": float(record["n_ops"]),
                      "mparams": float(record.get("mparams", 0.0)), "const": 1.0}
+            feats.update({CLASS_PREFIX + str(k): float(v) for k, v in record.get("class_sums", {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TableError(f"{where}: malformed 'calibration' record ({type(exc).__name__}: {exc})") from None
         ms = self.predict(feats)
         if not ms > 0:
             raise TableError(f"{where}: 'calibration' predicts {ms:.4g} ms (<= 0) for network {record.get('hash', '?')} "
                              f"(op sum {feats['sum']:.4g} ms) it was fitted on: calibrate the table again")
+
+
+def fingerprint_diffs(recorded: Any, device: str) -> list[str]:
+    """How this machine differs from a recorded :func:`latency_tables.device.fingerprint`, one
+    phrase per field beyond the device name and torch version (empty when nothing was recorded)."""
+    if not isinstance(recorded, Mapping):
+        return []
+    here = fingerprint(device)
+    return [f"{k} {recorded[k]!r} there, {here[k]!r} here" for k in sorted(here)
+            if k not in ("device_name", "torch") and k in recorded and recorded[k] != here[k]]
 
 
 def now_iso() -> str:
@@ -214,14 +274,11 @@ class LatencyTable:
 
         ``extra`` adds descriptive metadata (``space``, ``num_classes``...).
         """
-        import torch
-
-        from latency_tables.measure import device_name
-
         stamp = now_iso()
         meta = {
             **identity,
             "device_name": device_name(identity["device"]),
+            "fingerprint": fingerprint(identity["device"]),
             "torch": torch.__version__,
             "resolution": resolution,
             **extra,
@@ -347,20 +404,22 @@ class LatencyTable:
             table.check_environment()
         return table
 
-    def check_environment(self) -> list[str]:
-        """Differences between the table's device/torch and the current ones; warns if any."""
-        import torch
-
-        from latency_tables.measure import device_name
-
+    def check_environment_diffs(self) -> list[str]:
+        """How this machine differs from the one the table's timings hold for (device name,
+        torch version, and the recorded fingerprint's fields), one phrase each."""
         diffs = []
         here = device_name(self.meta["device"])
         if here != self.meta["device_name"]:
             diffs.append(f"measured on {self.meta['device_name']!r}, this {self.meta['device']} is {here!r}")
         if torch.__version__ != self.meta["torch"]:
             diffs.append(f"measured with torch {self.meta['torch']}, this is torch {torch.__version__}")
+        return diffs + fingerprint_diffs(self.meta.get("fingerprint"), self.meta["device"])
+
+    def check_environment(self) -> list[str]:
+        """:meth:`check_environment_diffs`, warning (:class:`TableMismatchWarning`) if any."""
+        diffs = self.check_environment_diffs()
         if diffs:
             where = self.path or "latency table"
-            warnings.warn(f"{where}: {'; '.join(diffs)}; its timings may not hold here",
-                          TableMismatchWarning, stacklevel=3)
+            warnings.warn(f"{where}: {'; '.join(diffs)}; its timings may not hold here (nas latency check --table "
+                          f"{where})", TableMismatchWarning, stacklevel=3)
         return diffs

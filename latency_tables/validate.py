@@ -1,6 +1,10 @@
 """Validate a latency table: sample architectures, measure each whole network on this device,
 and compare with the table's predictions.
 
+Networks are drawn stratified over the space's latency range by default
+(:func:`stratified_archs`): a random sample lies mostly mid-range, where a table is easiest to
+get right, while a search with a tight or a loose budget ends at the extremes.
+
 Reports MAPE, the share of networks predicted within +-5% and +-10%, Kendall's tau-b and
 Spearman's rho (JSON), and draws predicted against measured latency with the +-10% band (PNG).
 Zoo entries (fixed points, ``--zoo``) are measured too, marked on the plot and reported apart;
@@ -21,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from latency_tables.measure import Settings, add_harness_arguments, harness_kwargs, measure_archs
 from latency_tables.predict import LatencyPredictor
+from latency_tables.sampling import sample_archs, stratified_archs, zoo_archs
 from latency_tables.table import LatencyTable, now_iso
 from nas.arch import Arch
 
@@ -30,50 +36,8 @@ REPORT_VERSION = 1
 
 log = logging.getLogger(__name__)
 
-__all__ = ["sample_archs", "rankdata", "kendall_tau", "spearman_rho", "metrics", "validate", "plot_report",
+__all__ = ["rankdata", "kendall_tau", "spearman_rho", "metrics", "validate", "plot_report",
            "add_arguments", "run", "main"]
-
-
-def sample_archs(space: str, resolution: int, n: int, seed: int, num_classes: int | None = None) -> list[Arch]:
-    """``n`` distinct random architectures of ``space`` at ``resolution`` (reproducible by ``seed``).
-
-    Points are drawn by the space's own sampler, the space set up for ``resolution`` and
-    ``num_classes`` (see :func:`latency_tables.build.open_space`). Where the input size is one of
-    the space's choices (named ``resolution``) that choice is set to ``resolution``, and draws
-    that do not build at that size are drawn again.
-    """
-    from latency_tables.build import open_space
-
-    if n < 1:
-        raise ValueError(f"-n must be >= 1, got {n}")
-    sp = open_space(space, resolution, num_classes)
-    names = [c.name for c in sp.choices]
-    fixed: tuple[int, int] | None = None
-    if "resolution" in names:
-        i = names.index("resolution")
-        if resolution not in sp.choices[i].values:
-            raise ValueError(f"space {space!r} offers no resolution {resolution} "
-                             f"(its choices: {', '.join(map(str, sp.choices[i].values))})")
-        fixed = (i, sp.choices[i].values.index(resolution))
-    rng = np.random.default_rng(seed)
-    out: dict[str, Arch] = {}
-    for _ in range(100 * n):
-        try:
-            if fixed is not None:
-                point = list(sp.sample_point(rng))
-                point[fixed[0]] = fixed[1]
-                arch = sp.decode(point)
-            else:
-                arch = sp.sample(rng)
-                if arch.resolution != resolution:  # a space with neither option nor choice
-                    arch = arch.replace(resolution=resolution)
-        except ValueError:
-            continue
-        out.setdefault(arch.hash(), arch)
-        if len(out) == n:
-            return list(out.values())
-    raise ValueError(f"space {space!r}: drew only {len(out)} distinct architectures that build at "
-                     f"resolution {resolution} in {100 * n} tries")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,8 +111,6 @@ def validate(
 ) -> dict[str, Any]:
     """Predict and measure ``archs`` (and ``fixed_points``, ``passes`` times each, see
     :func:`latency_tables.measure.measure_archs`); return the report as a JSON-ready dict."""
-    from latency_tables.measure import Settings, measure_archs
-
     fixed = dict(fixed_points or {})
     predictor = LatencyPredictor(table, measure_missing=measure_missing)
     entries = [(f"random-{i}", "random", a) for i, a in enumerate(archs)]
@@ -241,12 +203,14 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``validate``."""
-    from latency_tables.measure import add_harness_arguments
-
     parser.add_argument("--table", required=True, help="latency table file")
     parser.add_argument("--space", help="search space to sample networks from (default: the table's)")
-    parser.add_argument("-n", type=int, default=100, help="random networks (default %(default)s)")
+    parser.add_argument("-n", type=int, default=100, help="sampled networks (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    parser.add_argument("--sampling", choices=("stratified", "random"), default="stratified",
+                        help="stratified: spread evenly over the space's latency range, its fastest and slowest "
+                             "networks included; random: as the space samples, most of them mid-range "
+                             "(default %(default)s)")
     parser.add_argument("--zoo", action="store_true",
                         help="also measure the zoo entries whose input is the table's resolution (with its number "
                              "of classes)")
@@ -265,8 +229,6 @@ def _default_path(table: Path, suffix: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``validate``: measure, write report and plot, print the figures."""
-    from latency_tables.build import zoo_archs
-    from latency_tables.measure import harness_kwargs
     from nas.cli.output import print_json
     from nas.io import atomic_write_json
 
@@ -280,11 +242,18 @@ def run(args: argparse.Namespace) -> int:
     elif table.meta.get("calibration_space") == space and table.meta.get("calibration_seed") == args.seed:
         warnings.warn(f"validating on the networks the table was calibrated on (space {space}, seed {args.seed}); "
                       "use another --seed for an honest figure", stacklevel=1)
-    archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
+    if args.sampling == "stratified" and args.measure_missing:
+        log.warning("--measure-missing: sampling at random (stratifying needs the table to price every network)")
+        args.sampling = "random"
+    if args.sampling == "stratified":
+        archs = stratified_archs(space, table.resolution, args.n, args.seed, LatencyPredictor(table).op_sum,
+                                 table.meta.get("num_classes"))
+    else:
+        archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
     fixed = zoo_archs(table.resolution, table.meta.get("num_classes")) if args.zoo else {}
     report = validate(table, archs, fixed_points=fixed, measure_missing=args.measure_missing,
                       harness=harness_kwargs(args), passes=args.passes)
-    report.update({"space": space, "seed": args.seed})
+    report.update({"space": space, "seed": args.seed, "sampling": args.sampling})
     if report["ops_measured_on_the_spot"]:
         table.save()
     table_path = Path(args.table)
@@ -315,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m latency_tables.validate``."""
-    from latency_tables.cli import run_main
+    from latency_tables.command import run_main
 
     parser = argparse.ArgumentParser(prog="python -m latency_tables.validate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

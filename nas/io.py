@@ -1,4 +1,11 @@
-"""Atomic file writes: a crash or kill never leaves a truncated or half-written file behind."""
+"""File I/O shared by every reader and writer of litenas files.
+
+- Atomic writes: a crash or kill never leaves a truncated or half-written file behind.
+- :func:`read_json_file`: the one reader of a JSON file a user can point at (a predictor, a run's
+  ``config.json``, a trained-networks file...): every way such a file can be wrong (missing,
+  unreadable, not UTF-8, empty, truncated, nested too deeply for Python's parser, not an object) is
+  a :class:`JSONFileError`, one line naming the file, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,55 @@ from typing import Any
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+
+
+class JSONFileError(ValueError):
+    """A JSON file that cannot be read as the object its reader expects; the message is one line
+    that names the file and what is wrong with it."""
+
+
+#: How messages name a JSON value's type (Python's names mean nothing to someone editing JSON).
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+
+
+def parse_json_object(text: str | bytes, where: str, what: str) -> dict[str, Any]:
+    """The JSON object in ``text``, read from ``where`` (a file, or a field of one) and meant to be
+    ``what`` (with its article: ``"an accuracy predictor"``). Anything else is a
+    :class:`JSONFileError` saying ``where: not what: why``; a nesting deeper than Python's parser
+    can recurse (100,000 ``[``) is refused like any other malformed text."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JSONFileError(f"{where}: not {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise JSONFileError(f"{where}: not {what}: empty (an interrupted write?)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JSONFileError(f"{where}: not {what}: not valid JSON, truncated or corrupt ({exc})") from None
+    except RecursionError:
+        raise JSONFileError(f"{where}: not {what}: JSON nested too deeply") from None
+    if not isinstance(data, dict):
+        raise JSONFileError(f"{where}: not {what}: {_JSON_TYPES.get(type(data), 'a JSON value')} where a JSON "
+                            "object belongs")
+    return data
+
+
+def read_json_file(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The JSON object in the file ``path``, meant to be ``what`` (see :func:`parse_json_object`);
+    a missing, unreadable or malformed file is a :class:`JSONFileError` naming it."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise JSONFileError(f"{p}: no such file (expected {what})") from None
+    except IsADirectoryError:
+        raise JSONFileError(f"{p}: a directory, not {what}") from None
+    except OSError as exc:
+        raise JSONFileError(f"{p}: cannot read {what} here ({exc.strerror or exc})") from None
+    return parse_json_object(raw, str(p), what)
 
 
 def _temp_beside(p: Path) -> tuple[int, str]:

@@ -39,7 +39,8 @@ from _bench_common import (
 from tqdm.auto import tqdm
 
 from evaluators import Cached, ComplexityEvaluator, JsonCache, MeasuredLatency
-from latency_tables.measure import Settings, device_name
+from latency_tables.device import device_name
+from latency_tables.measure import Settings
 from nas.arch import Arch, Block
 from nas.io import atomic_write_json, atomic_write_text
 from search_spaces import zoo

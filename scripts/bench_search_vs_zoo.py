@@ -13,13 +13,17 @@ variants on request or with ``all``):
 1. Budget: its latency measured here exactly as ``bench_cifar10_zoo.py`` measures it (batch 1, one
    thread, eager float32, CPU time of the calling thread, median).
 2. Search: ``nas search``'s runner (:class:`nas.search.runner.Search`): regularized evolution over
-   ``mobile``@32, latency predicted by ``--latency-table``, hard constraint ``--max-latency-ms`` =
-   the budget, MnasNet's hard reward (the estimated accuracy, nothing for being faster), ranked by
+   ``mobile``@32 started from the fixed point (``start_from``; ``--no-warm-start`` for random
+   starts), latency predicted by ``--latency-table`` adapted to this machine first
+   (``--adapt-networks``), hard constraint ``--max-latency-ms`` = the larger of the budget and the
+   table's prediction of the fixed point (no slower than the fixed point as the table sees it),
+   MnasNet's hard reward (the estimated accuracy, nothing for being faster), ranked by
    ``--evaluator``: ``auto`` is ``predictor`` with ``--predictor`` or, without it, the shipped
    ``mobile_32_cifar10`` predictor; only where neither exists ``train`` (short
    training on images held out of the training set, never the test set).
-3. Pick, confirmed by measurement: the search's ``--top-k`` best candidates are measured like the
-   fixed point; the best-ranked one whose measured latency is <= the budget is the found network
+3. Pick, confirmed by measurement: the search's ``--top-k`` best new candidates (the fixed point
+   itself left out) are measured like the fixed point; the best-ranked one whose measured latency
+   is <= the budget is the found network
    (none when all of them measure over it: the report says so).
 4. Train the found networks and the fixed points with one recipe (the training loop of ``nas
    train``, through the train evaluator) for each seed in ``0..--seeds-1``; top-1 on the test set.
@@ -68,6 +72,7 @@ import datetime
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import shlex
@@ -86,8 +91,11 @@ from evaluators import Cached, Dataset, JsonCache, MeasuredLatency, TrainConfig,
 from evaluators.datasets import load_dataset, synthetic
 from evaluators.predictor import resolve_predictor, shipped_predictors
 from evaluators.proxies import PROXIES
-from latency_tables.measure import Settings, device_name
+from latency_tables.adapt import adapt
+from latency_tables.device import device_name, fingerprint
+from latency_tables.measure import Settings
 from latency_tables.predict import LatencyPredictor
+from latency_tables.sampling import stratified_archs, zoo_archs
 from latency_tables.table import MissingKeyError
 from nas.arch import Arch
 from nas.complexity import complexity
@@ -110,6 +118,8 @@ FIXED_POINTS = STANDARD + tuple(f"{n}_pf" for n in STANDARD)
 MOONSHOT = ("cifar_shufflenet_v2_x1_0", "cifar_mobilenet_v3_large")
 """Issue 15's moonshot: at the first one's latency, the second one's accuracy."""
 EVALUATOR_CHOICES = ("auto", "proxy", "predictor", "supernet", "train")
+ADAPT_SEED = 3
+"""Sampling seed of the networks the table is adapted on (``nas latency adapt``'s default)."""
 SHIPPED_PREDICTOR = "mobile_32_cifar10"
 """The predictor ``auto`` ranks by when it is shipped (fitted on ``docs/bench_ranking_trained.json``)."""
 BENCH_LATENCY = Settings(threads=1, clock="cpu")
@@ -136,6 +146,7 @@ class Preset:
     epochs: int
     batch_size: int
     top_k: int
+    adapt_networks: int
     device: str
     latency: Settings
     out: str
@@ -145,18 +156,18 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset("1000 images/class x 3 epochs; search 20 candidates (300 images/class x 2 epochs each)",
                   "../shared/data/cifar10-jpg.tar.gz", STANDARD, "auto", search_budget=20, population=10, sample_size=3,
                   search_train_per_class=300, search_holdout_per_class=50, search_epochs=2, train_per_class=1000,
-                  test_per_class=None, epochs=3, batch_size=128, top_k=5, device="cpu", latency=BENCH_LATENCY,
-                  out="docs/bench_search_vs_zoo"),
+                  test_per_class=None, epochs=3, batch_size=128, top_k=10, adapt_networks=40, device="cpu",
+                  latency=BENCH_LATENCY, out="docs/bench_search_vs_zoo"),
     "gpu": Preset("full training set x 100 epochs; search 100 candidates (1000 images/class x 10 epochs each)",
                   "../shared/data/cifar10-jpg.tar.gz", STANDARD, "auto", search_budget=100, population=25, sample_size=5,
                   search_train_per_class=1000, search_holdout_per_class=100, search_epochs=10,
-                  train_per_class=None, test_per_class=None, epochs=100, batch_size=128, top_k=10, device="cuda",
-                  latency=BENCH_LATENCY, out="docs/bench_search_vs_zoo_gpu"),
+                  train_per_class=None, test_per_class=None, epochs=100, batch_size=128, top_k=10, adapt_networks=40,
+                  device="cuda", latency=BENCH_LATENCY, out="docs/bench_search_vs_zoo_gpu"),
     "smoke": Preset("synthetic data, tiny budgets, candidates ranked by the naswot proxy (tests)", "synthetic",
                     STANDARD[:1], "proxy", search_budget=3,
                     population=2, sample_size=1, search_train_per_class=None, search_holdout_per_class=None,
                     search_epochs=1, train_per_class=8, test_per_class=4, epochs=1, batch_size=16, top_k=2,
-                    device="cpu", latency=Settings(threads=1, clock="cpu", warmup=2, min_repeats=5, max_repeats=20,
+                    adapt_networks=0, device="cpu", latency=Settings(threads=1, clock="cpu", warmup=2, min_repeats=5, max_repeats=20,
                                                    max_seconds=0.3),
                     out="runs/bench_search_vs_zoo/smoke/report"),
 }
@@ -193,8 +204,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--proxy", choices=tuple(PROXIES), default="naswot", help="evaluator proxy (default %(default)s)")
     p.add_argument("--latency-table", default="mobile_32_cpu", help="table the search predicts latency with "
                                                                     "(default %(default)s)")
-    p.add_argument("--measure-missing", action="store_true",
-                   help="measure ops the latency table lacks on the spot (in memory), instead of failing the candidate")
+    p.add_argument("--adapt-networks", type=int, default=None,
+                   help="adapt --latency-table to this machine first (`nas latency adapt`: this many networks + the "
+                        "fixed points measured, cached in --work per machine), so that the table's predictions and "
+                        "the measured budgets agree; 0 uses the table as it is (default: the preset's: 40, smoke 0)")
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="start each search from random networks only, not from its fixed point (evaluated first, "
+                        "evolution then mutates the best: the budget of a fast fixed point lies where random "
+                        "networks rarely go)")
+    p.add_argument("--measure-missing", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure ops the latency table lacks on the spot (in memory; in the source's units on an "
+                        "adapted table), instead of failing the candidate: the fixed points' neighbours use op "
+                        "configurations the space's sampler does not (default: on)")
     p.add_argument("--search-budget", type=int, default=None, help="candidates evaluated per search")
     p.add_argument("--search-epochs", type=int, default=None, help="epochs of the train evaluator in the search")
     p.add_argument("--search-train-per-class", type=int, default=None,
@@ -215,6 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pre = PRESETS[args.preset]
     for name, value in (("search_budget", pre.search_budget), ("search_epochs", pre.search_epochs),
                         ("search_train_per_class", pre.search_train_per_class), ("top_k", pre.top_k),
+                        ("adapt_networks", pre.adapt_networks),
                         ("epochs", pre.epochs), ("train_per_class", pre.train_per_class), ("device", pre.device),
                         ("data", pre.data), ("out", pre.out)):
         if getattr(args, name) is None:
@@ -233,6 +255,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for flag in ("seeds", "search_budget", "search_epochs", "top_k", "epochs", "threads"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')}: must be >= 1, got {getattr(args, flag)}")
+    if args.adapt_networks < 0:
+        p.error(f"--adapt-networks: must be >= 0, got {args.adapt_networks}")
     for flag in ("search_train_per_class", "train_per_class"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')}: must be >= 1, got {getattr(args, flag)}")
@@ -328,11 +352,43 @@ def train_all(nets: list[tuple[str, Arch]], data: Dataset, args: argparse.Namesp
     return out
 
 
+def adapted_table(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
+    """The table the searches predict latency with: ``--latency-table`` adapted to this machine
+    (:mod:`latency_tables.adapt`) when ``--adapt-networks`` > 0, else as it is; ``(path or name,
+    adaptation report)``.
+
+    Why: the budgets are *measured* here, the search constrains the table's *prediction*, so the
+    two must agree. A table built on another machine (even one of the same name) can be off by
+    tens of percent (the shipped ``mobile_32_cpu``, built on an AMD EPYC VM, predicts CIFAR networks
+    2-3x slower than an Intel Xeon VM runs them). The adapted file is cached in ``--work`` under a
+    digest of this machine's fingerprint, so a rerun here reuses it and another machine adapts anew.
+    """
+    if not args.adapt_networks:
+        return args.latency_table, None
+    source = latency_tables.load(args.latency_table, check_env=False)
+    here = hashlib.sha256(json.dumps(fingerprint("cpu"), sort_keys=True).encode()).hexdigest()[:10]
+    path = Path(args.work) / f"{Path(args.latency_table).stem}.adapted-{args.adapt_networks}-{here}.json"
+    if path.exists():
+        table = latency_tables.load(path, check_env=False)
+        return str(path), table.meta["adapted"]
+    archs = stratified_archs(SPACE, RESOLUTION, args.adapt_networks, ADAPT_SEED, LatencyPredictor(source).op_sum,
+                             NUM_CLASSES)
+    fixed = {n: a for n, a in zoo_archs(RESOLUTION, NUM_CLASSES).items() if all(c.key() in source for c in a.op_configs())}
+    table, report = adapt(source, archs, fixed, progress=not args.quiet)
+    table.save(path)
+    for kind in ("random", "fixed_points"):
+        m = report["leave_one_out"][kind]
+        log.info("adapted %s to this machine (%s): %s leave-one-out MAPE %.2f%%, %.0f%% within 10%%", args.latency_table,
+                 report["method"], kind, m["mape_pct"], m["within_10pct"] * 100)
+    return str(path), table.meta["adapted"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Search
 def search_config(name: str, budget_ms: float, args: argparse.Namespace) -> SearchConfig:
-    """The search of one budget; its run directory is named by the fixed point and a digest of the
-    settings that define the search, so other settings start another search instead of clashing."""
+    """The search of one budget (``budget_ms``: the table's latency limit); its run directory is
+    named by the fixed point and a digest of the settings that define the search, so other
+    settings start another search instead of clashing."""
     pre: Preset = args.preset_settings
     config = SearchConfig(
         space=SPACE, resolution=RESOLUTION, strategy="evolution", budget=args.search_budget, seed=args.search_seed,
@@ -340,18 +396,26 @@ def search_config(name: str, budget_ms: float, args: argparse.Namespace) -> Sear
         supernet=args.supernet, data="none" if args.evaluator == "predictor" else args.data,
         train_epochs=args.search_epochs, train_per_class=args.search_train_per_class,
         test_per_class=pre.search_holdout_per_class, objective="reward", max_latency_ms=budget_ms, hard_reward=True,
+        start_from=None if args.no_warm_start else name,
         population=pre.population, sample_size=pre.sample_size, top_k=args.top_k, threads=args.threads,
         device=args.device, measure_missing=args.measure_missing)
     digest = hashlib.sha256(json.dumps(config.identity(), sort_keys=True).encode()).hexdigest()[:10]
     return dataclasses.replace(config, out=str(Path(args.work) / "search" / f"{name}-{digest}"))
 
 
-def run_search(name: str, budget_ms: float, args: argparse.Namespace, measure: Measurer,
+def run_search(name: str, budget_ms: float, table_ms: float | None, args: argparse.Namespace, measure: Measurer,
                counters: Counters) -> dict[str, Any]:
-    """Search within ``budget_ms``, measure its ``--top-k`` best candidates, pick the best-ranked one
-    measured within the budget (``found`` is ``None`` when none is)."""
-    config = search_config(name, budget_ms, args)
+    """Search within the budget, measure its ``--top-k`` best new candidates, pick the best-ranked
+    one measured within ``budget_ms`` (``found`` is ``None`` when none is).
+
+    The search's limit is in the table's terms: no slower than the fixed point as the table
+    predicts it (``table_ms``), or than the measured budget where that is looser, so a table that
+    over-predicts the fixed point (as small shuffle networks are) still admits its neighbours;
+    measurement then decides against the measured budget."""
+    limit = math.ceil(max(budget_ms, table_ms or 0.0) * 1e4) / 1e4  # rounded up: the fixed point stays within
+    config = search_config(name, limit, args)
     search = Search.from_config(config)
+    fixed_hash = zoo.get(name).replace(num_classes=NUM_CLASSES).hash()
 
     def count(record: Record) -> None:
         if record.evaluated:
@@ -360,7 +424,7 @@ def run_search(name: str, budget_ms: float, args: argparse.Namespace, measure: M
     state = search.run(progress=not args.quiet, on_record=count)  # replayed records are not reported
     search.write_report(compare_zoo=False)
     objective = search.objective
-    ranked = sorted((r for r in state.records if r.state == "complete"),
+    ranked = sorted((r for r in state.records if r.state == "complete" and r.arch.hash() != fixed_hash),
                     key=lambda r: objective.best_key(r.metrics), reverse=True)
     candidates, found = [], None
     for rank, rec in enumerate(ranked[:args.top_k], 1):
@@ -371,7 +435,7 @@ def run_search(name: str, budget_ms: float, args: argparse.Namespace, measure: M
         candidates.append(row)
         if found is None and row["within_budget"]:
             found = rec.arch
-    return {"run_dir": str(config.run_dir), "evaluated": state.evaluated,
+    return {"run_dir": str(config.run_dir), "limit_ms": config.max_latency_ms, "evaluated": state.evaluated,
             "complete": len(ranked), "infeasible": state.infeasible,
             "failed": sum(r.state == "failed" for r in state.records),
             "first_failure": next((r.reason for r in state.records if r.state == "failed"), None),
@@ -455,12 +519,14 @@ def build_report(budgets: list[dict[str, Any]], trained: dict[tuple[str, int], d
             "machine": {"cpu": device_name("cpu"), "cores": os.cpu_count(), "torch": torch.__version__,
                         "platform": platform.platform()},
             "space": SPACE, "resolution": RESOLUTION, "num_classes": NUM_CLASSES, "latency_table": args.latency_table,
+            "latency_table_source": args.source_latency_table, "latency_table_adaptation": args.adaptation,
             "latency": {**pre.latency.identity(), "device_name": device_name("cpu")},
             "search": {"strategy": "evolution", "evaluator": args.evaluator, "proxy": args.proxy,
                        "predictor": args.predictor, "supernet": args.supernet, "budget": args.search_budget,
                        "population": pre.population, "sample_size": pre.sample_size, "seed": args.search_seed,
                        "train_epochs": args.search_epochs, "train_per_class": args.search_train_per_class,
                        "holdout_per_class": pre.search_holdout_per_class, "top_k": args.top_k,
+                       "warm_start": not args.no_warm_start, "measure_missing": args.measure_missing,
                        "objective": "MnasNet hard reward (estimated accuracy within the budget)"},
             "recipe": cfg, "seeds": list(range(args.seeds)), "device": args.device, "threads": args.threads,
             "data": {"source": args.data, **data.describe(), "train_per_class": args.train_per_class,
@@ -504,6 +570,21 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _adaptation_lines(m: dict[str, Any]) -> list[str]:
+    """How the latency table was adapted to this machine (nothing when it was used as it is)."""
+    a = m.get("latency_table_adaptation")
+    if not a:
+        return []
+    loo, before = a["leave_one_out"], a["before"]
+    return [f"The table was adapted to this machine first (`nas latency adapt --table {m['latency_table_source']} "
+            f"-n {a['networks']} --seed {ADAPT_SEED}`, {a['method']} calibration, {a['measure_seconds'] / 60:.1f} min "
+            f"measuring {a['networks']} networks + {len(a['fixed_points'])} fixed points): leave-one-out MAPE "
+            f"{loo['random']['mape_pct']:.1f}% ({loo['random']['within_10pct']:.0%} within +-10%) on the sampled "
+            f"networks and {loo['fixed_points']['mape_pct']:.1f}% ({loo['fixed_points']['within_10pct']:.0%}) on the "
+            f"fixed points, against {before['random']['mape_pct']:.0f}% and {before['fixed_points']['mape_pct']:.0f}% "
+            "before adapting.", ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     m, s = report["meta"], report["summary"]
     se, r, d = m["search"], m["recipe"], m["data"]
@@ -525,10 +606,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['latency']['dtype']}, median (as `bench_cifar10_zoo.py`).",
         "",
         f"Search (one per budget): regularized evolution over `{m['space']}`@{m['resolution']}, {se['budget']} "
-        f"candidates (population {se['population']}, sample {se['sample_size']}, seed {se['seed']}), latency predicted "
-        f"by `{m['latency_table']}` with `--max-latency-ms` = the budget, {se['objective']} ranked by {by}. Pick: the "
-        f"top {se['top_k']} candidates measured like the fixed point; the best-ranked one measured within the budget.",
+        f"candidates (population {se['population']}, sample {se['sample_size']}, seed {se['seed']}"
+        f"{'' if se.get('warm_start') is False else ', started from the fixed point'}), latency predicted "
+        f"by `{m['latency_table']}` with `--max-latency-ms` = the larger of the budget and the table's prediction of "
+        f"the fixed point, {se['objective']} ranked by {by}. Pick: the top {se['top_k']} new candidates measured like "
+        "the fixed point; the best-ranked one measured within the budget.",
         "",
+        *_adaptation_lines(m),
         f"Recipe (one for every network): {r['epochs']} epoch(s), batch {r['batch_size']}, SGD lr {r['lr']} momentum "
         f"{r['momentum']} Nesterov, weight decay {r['weight_decay']}, {r['warmup_fraction']:.0%} warm-up then cosine, "
         f"label smoothing {r['label_smoothing']}, random crop + flip; seeds {', '.join(map(str, m['seeds']))}; on "
@@ -549,7 +633,8 @@ def markdown(report: dict[str, Any]) -> str:
         se_row = row["search"]
         lines += [f"### {row['fixed_point']} ({row['budget_ms']:.2f} ms)", "",
                   f"{se_row['evaluated']} candidates evaluated ({se_row['complete']} scored, {se_row['failed']} failed), "
-                  f"{se_row['infeasible']} proposals over the table budget; run directory `{se_row['run_dir']}`. "
+                  f"{se_row['infeasible']} proposals over the table limit of {se_row['limit_ms']:.2f} ms; run directory "
+                  f"`{se_row['run_dir']}`. "
                   f"Fixed point: {row['fixed']['params'] / 1e6:.3f} M params, {row['fixed']['macs'] / 1e6:.1f} M MACs, "
                   f"table predicts {_f(row['fixed']['latency_pred_ms'], '.2f')} ms.", "",
                   "| rank | candidate | search score | table (ms) | measured (ms) | within budget |",
@@ -625,7 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = JsonCache(work / "cache")
     counters = Counters()
     measure = Measurer(args.preset_settings.latency, cache, counters)
-    predictor = LatencyPredictor(latency_tables.load(args.latency_table))
+    args.source_latency_table = args.latency_table
+    args.latency_table, args.adaptation = adapted_table(args)
+    predictor = LatencyPredictor(latency_tables.load(args.latency_table, check_env=not args.adaptation))
 
     budgets = []
     for name in tqdm(args.fixed_point_names, desc="budgets", unit="net", disable=args.quiet):
@@ -637,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
             table_ms = None
         log.info("%s: measured %.2f ms (table %s ms); searching within it", name, budget, _f(table_ms, ".2f"))
         try:
-            found = run_search(name, budget, args, measure, counters)
+            found = run_search(name, budget, table_ms, args, measure, counters)
         except ValueError as exc:  # a search setting the runner refuses (e.g. a foreign predictor)
             sys.stderr.write(f"bench_search_vs_zoo.py: error: search: {exc}\n")
             return 2

@@ -256,9 +256,39 @@ class OpConfig:
         key = f"{self.op}|{self.in_chs}x{self.in_size}x{self.in_size}|{','.join(parts)}"
         return key + (f"|n={self.num_classes}" if self.num_classes else "")
 
+    @classmethod
+    def from_key(cls, key: str) -> OpConfig:
+        """The configuration a :meth:`key` names (the inverse of :meth:`key`); ``ValueError``
+        naming the key when it is not one this registry would write."""
+        try:
+            op, shape, body, *rest = key.split("|")
+            chs, size, size2 = (int(v) for v in shape.split("x"))
+            spec = get_op(op)
+            raw = dict(part.split("=", 1) for part in body.split(",")) if body else {}
+            args = tuple((f.name, f.normalise(_parse_key_value(f.kind, raw.pop(f.name)))) for f in spec.fields
+                         if f.name in raw)
+            num_classes = int(rest[0].removeprefix("n=")) if rest else 0
+            if raw or size != size2 or len(rest) > 1:
+                raise ValueError("unknown arguments, a non-square shape or extra parts")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a latency-table key of this registry: {key!r} ({exc})") from None
+        config = cls(op, args, chs, size, num_classes)
+        if config.key() != key:
+            raise ValueError(f"not a latency-table key of this registry: {key!r} (reads back as {config.key()!r})")
+        return config
+
     def build(self) -> nn.Module:
         """The op alone, as a module (for measuring it in isolation)."""
         return get_op(self.op).build(OpContext(self.in_chs, self.num_classes), dict(self.args))
+
+
+def _parse_key_value(kind: str, text: str) -> Any:
+    """A field value as :meth:`OpConfig.key` writes it, read back (kernels ``3.5.7``, bools 0/1)."""
+    if kind == "kernel":
+        return tuple(int(v) for v in text.split(".")) if "." in text else int(text)
+    if kind == "bool":
+        return {"0": False, "1": True}[text]
+    return {"int": int, "float": float, "str": str}[kind](text)
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:

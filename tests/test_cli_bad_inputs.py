@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_search_runner import fake_table
 
 from nas.arch import Arch
 from nas.cli import main
+from nas.io import JSONFileError, read_json_file
 from nas.search import runner
-from nas.search.store import RunStore
+from nas.search.store import RunStore, StoreError
 from search_spaces.spaces import get_space
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -27,6 +29,16 @@ GOOD_ARCH = "litenas/1 res32 cls10\nstem cn_c16\nir_c24_s2_e6\nhead hc_c64\n"
 SEARCH = ("search --space fbnet --strategy random --latency-table {table} --evaluator proxy --proxy synflow "
           "--data none --budget 2 --max-latency-ms 50 --quiet --no-zoo --out {tmp}/run")
 EXPORT = "export {good} --format pt --out {tmp}/out.pt"
+PREDICT = SEARCH.replace("--evaluator proxy --proxy synflow", "--evaluator predictor --predictor {file}")
+SUPERNET = SEARCH.replace("--proxy synflow --data none", "--data synthetic").replace(
+    "--evaluator proxy", "--evaluator supernet --supernet {tmp}/sn")
+SUPERNET_TRAIN = "supernet train --space fbnet --resolution 32 --data synthetic --epochs 1 --quiet --out {tmp}/sn"
+#: Every JSON file a user can point a reader at is refused in the same words when it is malformed:
+#: ({deep} is a 100,000-deep nested JSON, written by the ``deep`` fixture).
+MALFORMED_JSON = (("deep", "{deep}", "deep.json", "JSON nested too deeply"),
+                  ("array", "{bad}/json_array.json", "json_array.json", "an array where a JSON object belongs"),
+                  ("truncated", "{bad}/json_truncated.json", "json_truncated.json", "not valid JSON, truncated or corrupt"),
+                  ("not-utf8", "{bad}/json_not_utf8.json", "json_not_utf8.json", "not UTF-8 text"))
 
 # (id, command line, what the message must name, files copied in first: destination -> source)
 CASES: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
@@ -70,6 +82,21 @@ CASES: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
      ("table_zero_entry.json",), {}),
     ("space-sample-seed", "space sample mobile --seed -1", ("--seed",), {}),
     ("space-sample-n", "space sample mobile -n 0", ("-n",), {}),
+    *[case for kind, src, name, why in MALFORMED_JSON for case in (
+        (f"predictor-{kind}", PREDICT.replace("{file}", src), (name, "not an accuracy predictor", why), {}),
+        (f"predictor-fit-{kind}", f"predictor fit {src} --space mobile --out {{tmp}}/p.json",
+         (name, "trained-networks file", why), {}),
+        (f"predictor-collect-into-{kind}", f"predictor collect {{tmp}}/run --into {src}", (name, why), {}),
+        (f"predictor-collect-run-{kind}", "predictor collect {tmp}/run --into {tmp}/nets.json",
+         ("run/config.json", "`nas train` run", why), {"run/config.json": src}),
+        (f"search-supernet-{kind}", SUPERNET, ("sn/config.json", "`nas supernet train` run", why),
+         {"sn/config.json": src}),
+        (f"supernet-train-{kind}", SUPERNET_TRAIN, ("sn/config.json", why, "use another --out"),
+         {"sn/config.json": src}),
+    )],
+    ("search-supernet-missing", SUPERNET, ("sn", "no such directory"), {}),
+    ("search-supernet-damaged-weights", SUPERNET, ("sn/weights.pt", "damaged"),
+     {"sn/config.json": "{bad}/supernet_config.json", "sn/weights.pt": ""}),
 ]
 
 
@@ -90,11 +117,20 @@ def table(tmp_path_factory) -> Path:
     return fake_table(tmp_path_factory.mktemp("table") / "fbnet32.json")
 
 
+@pytest.fixture(scope="module")
+def deep(tmp_path_factory) -> Path:
+    """A JSON object whose one field nests 100,000 arrays (valid JSON, deeper than Python's parser
+    recurses)."""
+    path = tmp_path_factory.mktemp("json") / "deep.json"
+    path.write_text('{"format": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    return path
+
+
 @pytest.mark.parametrize("command,needles,setup", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_naming_it(tmp_path, table, capsys, command, needles, setup) -> None:
+def test_bad_input_is_refused_naming_it(tmp_path, table, deep, capsys, command, needles, setup) -> None:
     good = tmp_path / "good.txt"
     good.write_text(GOOD_ARCH)
-    fill = {"bad": str(BAD), "tmp": str(tmp_path), "table": str(table), "good": str(good)}
+    fill = {"bad": str(BAD), "tmp": str(tmp_path), "table": str(table), "good": str(good), "deep": str(deep)}
     for dst, src in setup.items():
         target = tmp_path / dst
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +256,47 @@ def test_a_tampered_architecture_in_the_store_names_the_store_and_trial(tmp_path
         db.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'arch'", (json.dumps(huge),))
     with pytest.raises(ValueError, match=rf"study store .*study.db: trial {number}: the stored architecture is invalid"):
         store(tmp_path, {"seed": 0}).history()
+
+
+def test_a_deeply_nested_attribute_in_the_store_names_the_store(tmp_path) -> None:
+    s = store(tmp_path, {"seed": 0})
+    point = s.space.sample_point(np.random.default_rng(0))
+    s.finish(s.start(point, s.space.decode(point)), {"synflow": 1.0}, [1.0], None)
+    with sqlite3.connect(tmp_path / "study.db") as db:
+        db.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'outcome'",
+                   ("[" * 100_000 + "]" * 100_000,))
+    with pytest.raises(StoreError, match=r"study store .*study.db: cannot be read or written, the file may be damaged"):
+        store(tmp_path, {"seed": 0}).history()
+
+
+@pytest.mark.parametrize("content,why", [
+    (None, "no such file (expected an accuracy predictor)"), ("dir", "a directory, not an accuracy predictor"),
+    (b"", "not an accuracy predictor: empty"), (b"[" * 100_000, "not an accuracy predictor: JSON nested too deeply"),
+    (b'"text"', "not an accuracy predictor: a string where a JSON object belongs"),
+    (b'{"a": ', "not an accuracy predictor: not valid JSON"), (b'{"\xff": 1}', "not an accuracy predictor: not UTF-8")])
+def test_a_json_file_is_read_or_refused_in_one_line_naming_it(tmp_path, content, why) -> None:
+    path = tmp_path / "p.json"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(JSONFileError) as info:
+        read_json_file(path, "an accuracy predictor")
+    assert str(info.value).startswith(f"{path}: {why}") and "\n" not in str(info.value)
+
+
+def test_a_damaged_training_checkpoint_is_refused_naming_it(tmp_path, capsys) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text(GOOD_ARCH)
+    argv = ["train", str(good), "--data", "synthetic", "--out", str(tmp_path / "run"), "--epochs", "1",
+            "--batch-size", "32", "--threads", "1", "--quiet"]
+    assert run_cli(argv) == 0
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    blob = torch.load(ckpt, weights_only=True)
+    torch.save({**blob, "meta": "[" * 100_000 + "]" * 100_000}, ckpt)
+    assert run_cli(argv) == 2  # the same command resumes: it reads the checkpoint
+    assert (f"{ckpt} (its metadata): not a litenas training checkpoint: JSON nested too deeply; delete it to start "
+            "the run over") in capsys.readouterr().err
 
 
 def test_a_run_without_resolution_resumes_one_given_the_table_s(tmp_path, table) -> None:

@@ -139,7 +139,10 @@ def test_latency_model_equals_the_predictor_calibrated_or_not(view, table) -> No
     picks = [tuple(int(k) for k in rng.integers(0, 9, 22)) for _ in range(3)]
     calibrated = copy.deepcopy(table)
     calibrated.calibration = Calibration("full", {"sum": 1.1, "n_ops": 0.01, "mparams": 0.2, "const": 0.3}, 0.0)
-    for t in (table, calibrated):
+    per_class = copy.deepcopy(table)  # a scale per op class (an adapted table): still exact per op
+    per_class.calibration = Calibration("per_class", {"sum": 0.9, "n_ops": 0.01, "const": 0.3, "sum:ir@8": 0.4,
+                                                      "sum:ir@16": -0.2, "sum:cn@32": 0.1}, 0.0)
+    for t in (table, calibrated, per_class):
         model = LatencyModel.from_table(view, t)
         predictor = LatencyPredictor(t)
         for indices in picks:
@@ -306,6 +309,15 @@ def test_resume_continues_exactly_and_refuses_another_search(tmp_path, monkeypat
     assert json.loads(blob["state"])["epochs_done"] == 2
     with pytest.raises(ValueError, match="different search"):
         DNASTrainer(fresh(initial), latency, data, settings(epochs=2), checkpoint=ckpt, identity={"seed": 1}).fit()
+
+
+@pytest.mark.parametrize("state,why", [("[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
+                                       ("[1]", "an array where a JSON object belongs")])
+def test_a_malformed_checkpoint_state_is_refused_naming_the_file(tmp_path, initial, latency, data, state, why) -> None:
+    ckpt = tmp_path / "dnas.ckpt"
+    torch.save({"state": state}, ckpt)
+    with pytest.raises(ValueError, match=rf"dnas.ckpt \(its state\): not a litenas DNAS checkpoint: {why}"):
+        DNASTrainer(fresh(initial), latency, data, settings(epochs=1), checkpoint=ckpt, identity={"seed": 0}).fit()
 
 
 # ------------------------------------------------------------------------------------- config/cli

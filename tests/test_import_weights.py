@@ -26,7 +26,11 @@ from search_spaces.zoo.weights.fill import fill_reference_tensor, reference_inpu
 
 FIXTURES = Path(__file__).parent / "data" / "reference_weights"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
-TOLERANCE = 1e-5  # max abs difference relative to the largest |logit|
+TOLERANCE = 1e-3
+"""Max abs difference relative to the largest |logit|. The fixtures' outputs were computed on one CPU;
+float32 kernels sum in another order on another (AVX2 vs AVX-512 paths): the deepest networks'
+logits then move by ~1e-4 (mixnet_l: 1.2e-4 on an Intel Xeon against outputs from an AMD EPYC).
+A wrong mapping moves them by O(1) (see the swapped-split test)."""
 
 
 def _fixture(name: str) -> dict:

@@ -100,10 +100,11 @@ def test_cli_fit_then_search_ranks_by_the_predictor(records, tmp_path: Path, cap
                  "mobile_32_cpu", "--evaluator", "predictor", "--predictor", str(tmp_path / "p.json"), "--data",
                  "none", "--max-latency-ms", "9", "--budget", "1", "--out", str(tmp_path / "r2")]) == 2
     assert "fitted at resolution 32, the search runs at 64" in capsys.readouterr().err
-    assert main(["search", "--space", "mobile", "--resolution", "32", "--strategy", "random", "--latency-table",
+    assert main(["search", "--space", "fbnet", "--resolution", "32", "--strategy", "random", "--latency-table",
                  "mobile_32_cpu", "--evaluator", "predictor", "--data", "none", "--max-latency-ms", "9",
-                 "--out", str(tmp_path / "r3")]) == 2
-    assert "predictor: give a predictor file" in capsys.readouterr().err
+                 "--out", str(tmp_path / "r3")]) == 2  # (mobile's is shipped: the default of its searches)
+    assert "predictor: give a predictor file for evaluator 'predictor': no shipped predictor covers space 'fbnet'" \
+        in capsys.readouterr().err
 
 
 def test_shipped_predictors_by_name(records, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -230,3 +230,28 @@ def test_evaluations_run_on_the_search_device(tmp_path, table) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="'cuda' is not available on this machine"):
             make_score_evaluator(config(tmp_path, table, device="cuda"), None)
+
+
+def test_a_warm_start_is_evaluated_first_and_checked(tmp_path, table) -> None:
+    from search_spaces import zoo
+
+    fbnet_c = zoo.get("fbnet_c").replace(num_classes=10, resolution=RES)
+    arch_file = tmp_path / "fbnet_c.json"
+    fbnet_c.save(arch_file)
+    cfg = config(tmp_path, table, start_from=f"{arch_file}", budget=4)
+    state = Search.from_config(cfg).run(progress=False)
+    assert state.records[0].arch == fbnet_c and state.evaluated == 4
+    with pytest.raises(ValueError, match="start_from: 'nope' is neither a zoo name"):
+        Search.from_config(config(tmp_path / "b", table, start_from="nope"))
+    with pytest.raises(ValueError, match="start_from: mobilenet_v2_100 is not a point of the space fbnet"):
+        Search.from_config(config(tmp_path / "c", table, start_from="mobilenet_v2_100"))
+
+
+def test_the_screen_stops_at_the_first_broken_constraint(tmp_path, table) -> None:
+    """Rejected by the latency table alone, a candidate is never built to count its weights."""
+    state = Search.from_config(config(tmp_path, table, max_latency_ms=1e-6, budget=2)).run
+    with pytest.raises(ValueError, match="none of the first 50 candidates got past the screen"):
+        state(progress=False)
+    search = Search.from_config(config(tmp_path / "x", table, max_latency_ms=1e-6, budget=2))
+    metrics, reason, infeasible = search.evaluation.screen_arch(search.space.sample(0))
+    assert infeasible and "latency_pred_ms" in reason and "params" not in metrics

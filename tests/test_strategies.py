@@ -142,3 +142,17 @@ def test_optuna_strategies_never_model_an_inactive_choice(cls) -> None:
     for t in trials:
         point = space.point_from_labels(t.params)
         assert set(t.params) == set(space.labels(point)), "a trial holds an inactive choice"
+
+
+def test_evolution_mutates_a_told_seed_once_random_points_keep_failing() -> None:
+    """A warm start under a tight constraint: one feasible member, random points all infeasible."""
+    strategy = RegularizedEvolution(SPACE, seed=0, population=10, sample_size=3)
+    seed = SPACE.sample_point(7)
+    strategy.tell(seed, (1.0,))  # told, never asked (the runner's warm start)
+    for _ in range(10):  # the population is filling: random points, all of them infeasible
+        strategy.tell(strategy.ask(), None)
+    child = strategy.ask()  # now the tournament runs over the one member there is
+    assert sum(a != b for a, b in zip(child, seed, strict=True)) == 1
+    strategy.tell(child, (0.5,))
+    # a feasible result resets the count: the population goes on filling with random points
+    assert sum(a != b for a, b in zip(strategy.ask(), seed, strict=True)) > 1

@@ -2,13 +2,16 @@
 
 Every key of :class:`~nas.search.config.SearchConfig` is a flag (``--max-latency-ms``) and a YAML
 key (``max_latency_ms``); ``--config FILE`` reads the YAML and flags given on the command line
-override it. Running the same command again resumes the run in ``--out``.
+override it. Running the same command again resumes the run in ``--out``. With no flags at all it
+runs a Pareto search (NSGA-II, 50 candidates) of the ``mobile`` space at 32 px: CIFAR-10 top-1
+predicted by the shipped accuracy predictor, latency predicted from the shipped CPU table.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,30 +21,38 @@ _HELP = {
     "space": "search space (see `nas space list`)",
     "resolution": "input size (default: the latency table's)",
     "strategy": "random | evolution | tpe | nsga2 (ask/tell) | fbnet | proxyless (differentiable, supernet) | "
-                "nni-evolution | nni-random (NNI 3.0's, needs the litenas[nni] extra)",
+                "nni-evolution | nni-random (NNI 3.0's, needs the litenas[nni] extra) (default: evolution for the "
+                "reward objective, nsga2 for a Pareto front)",
     "budget": "number of candidates to evaluate (ask/tell strategies; fbnet/proxyless judge 1 + --dnas-samples)",
     "time_limit_s": "stop starting new evaluations after this many seconds",
     "seed": "seed of the strategy and evaluators",
-    "out": "run directory (re-run the same command to resume)",
+    "out": "run directory (re-run the same command to resume) (default: runs/SPACE-STRATEGY-EVALUATOR-DIGEST, the "
+           "digest of the settings that define the search: the same command resumes its run, other settings start "
+           "their own)",
     "storage": "Optuna storage URL (default: sqlite:///OUT/study.db)",
-    "latency_table": "latency table file or shipped name (`nas latency list`)",
+    "latency_table": "latency table file or shipped name (`nas latency list`) (default: the shipped CPU table of "
+                     "--space, SPACE_RESOLUTION_cpu, when there is one)",
     "measure_missing": "measure ops missing from the latency table on this device instead of failing",
     "evaluator": "proxy (zero-cost, seconds) | train (short training) | predictor (an accuracy predictor fitted "
                  "on trained networks, milliseconds; see `nas predictor`) | supernet (inherited weights of a trained "
-                 "supernet; see `nas supernet`)",
+                 "supernet; see `nas supernet`) (default: the one --predictor, --supernet or --proxy/--data imply; "
+                 "with none of them, predictor when a shipped predictor covers --space, else proxy)",
     "predictor": "accuracy predictor for --evaluator predictor: a file (`nas predictor fit`) or a shipped name "
-                 "(`nas predictor list`)",
+                 "(`nas predictor list`) (default: the shipped predictor of --space at --resolution)",
     "supernet": "`nas supernet train` directory for --evaluator supernet: candidates are scored by inherited weights "
                 "after BatchNorm re-calibration, and the search runs over the supernet's part of the space",
-    "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip",
-    "data": "'none' (data-free proxies: synflow), 'synthetic', or a dataset path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST)",
+    "proxy": "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip (default: naswot)",
+    "data": "'none' (data-free proxies: synflow), 'synthetic' (random images: smoke tests only), or a dataset path "
+            "(image folders, .tar.gz, CIFAR pickles, Fashion-MNIST) (default: none with --evaluator predictor, which "
+            "reads no images, else synthetic)",
     "train_epochs": "epochs per candidate with --evaluator train",
     "train_per_class": "training images per class taken from the dataset (after the held-out split)",
     "test_per_class": "images per class split off the training set to rank candidates (the test set is never "
                       "used by a search; with --evaluator supernet, drawn from the images it held out) "
                       "(default: a tenth of the smallest class)",
     "batch_size": "minibatch size (proxy batch, training batch)",
-    "objective": "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency)",
+    "objective": "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency) (default: reward with a latency "
+                 "target, --max-latency-ms or --target-latency-ms; pareto without one)",
     "max_latency_ms": "hard limit on predicted latency; also the reward target unless --target-latency-ms",
     "target_latency_ms": "the reward's latency target T",
     "reward_w": "the reward exponent w (soft constraint, MnasNet: -0.07)",
@@ -50,6 +61,9 @@ _HELP = {
     "max_macs": "hard limit on conv+linear MACs",
     "population": "population size (evolution, nsga2)",
     "sample_size": "tournament size (evolution)",
+    "start_from": "warm start: comma-separated zoo names or architecture files (JSON or string form), points of "
+                  "the space, that the search evaluates first; evolution then mutates the best of them (e.g. the "
+                  "fixed point a search should beat)",
     "top_k": "number of new candidates written to OUT/top/",
     "threads": "torch CPU threads per evaluation",
     "executor": "inprocess | ray",
@@ -149,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
     from nas.search.runner import Search
 
     config = resolve_config(args)
+    if args.out is None and not args.quiet:  # a run directory named for its settings: say which
+        print(f"nas search: run directory {config.out} (the same command resumes it)", file=sys.stderr)
     if config.strategy in DNAS_STRATEGIES:  # trains a supernet in its own loop, then judges what it derives
         from nas.search.dnas import DNASSearch
 
@@ -184,7 +200,6 @@ def _no_result(state: Any) -> int:
     """Exit status 1, with the most common reason, for a search that judged candidates and
     scored none (every one failed): its report ranks nothing."""
     import collections
-    import sys
 
     reasons = collections.Counter(r.reason for r in state.records if r.state == "failed")
     if not reasons:

@@ -4,17 +4,25 @@ Every key is declared once in :data:`FIELDS` (type, default, help), which serves
 validator, the ``nas search`` flags and the ``config.json`` written to the run directory. An
 unknown key, a value of the wrong type, an out-of-range value or a missing latency-table file is a
 ``ValueError`` naming the key.
+
+Keys left unset resolve to what the other keys and the shipped data imply
+(``SearchConfig._resolve_defaults``), so ``nas search`` with no flags runs a meaningful search: a
+Pareto search (NSGA-II) of ``mobile``@32 ranked by the shipped CIFAR-10 accuracy predictor, latency
+from the shipped CPU table. The resolved values are the ones stored and compared on resume.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from evaluators.predictor import resolve_predictor
+from evaluators.predictor import Predictor, resolve_predictor, shipped_predictors
 from nas.search.dnas.settings import DNASSettings
 
 _DNAS = DNASSettings()  # the dnas_* defaults are the supernet settings' own
@@ -37,24 +45,24 @@ class SearchConfig:
 
     space: str = "mobile"
     resolution: int | None = None
-    strategy: str = "evolution"
+    strategy: str | None = None  # evolution with a latency target, nsga2 without
     budget: int = 50
     time_limit_s: float | None = None
     seed: int = 0
-    out: str = "runs/search"
+    out: str | None = None  # runs/<space>-<strategy>-<evaluator>-<digest of the settings>
     storage: str | None = None
-    latency_table: str | None = None
+    latency_table: str | None = None  # the shipped CPU table of the space
     measure_missing: bool = False
-    evaluator: str = "proxy"
-    proxy: str = "naswot"
-    predictor: str | None = None
+    evaluator: str | None = None  # what --predictor/--supernet/--proxy imply, else the shipped predictor, else proxy
+    proxy: str | None = None  # naswot
+    predictor: str | None = None  # the shipped predictor of the space, with evaluator predictor
     supernet: str | None = None
-    data: str = "synthetic"
+    data: str | None = None  # none for the predictor (it reads no images), synthetic otherwise
     train_epochs: int = 1
     train_per_class: int | None = 500
     test_per_class: int | None = None  # a tenth of the smallest class
     batch_size: int = 64
-    objective: str = "reward"
+    objective: str | None = None  # reward with a latency target, pareto without
     max_latency_ms: float | None = None
     target_latency_ms: float | None = None
     reward_w: float = -0.07
@@ -63,6 +71,7 @@ class SearchConfig:
     max_macs: int | None = None
     population: int = 20
     sample_size: int = 5
+    start_from: str | None = None  # comma-separated zoo names / architecture files, evaluated first
     top_k: int = 5
     threads: int | None = 1
     executor: str = "inprocess"
@@ -88,6 +97,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), f.type)
+        self._resolve_defaults()
         _one_of("strategy", self.strategy, STRATEGIES)
         _one_of("evaluator", self.evaluator, EVALUATORS)
         _one_of("objective", self.objective, OBJECTIVES)
@@ -112,8 +122,12 @@ class SearchConfig:
         if self.data == "none" and (not data_free or self.strategy in DNAS_STRATEGIES):
             raise ValueError("data: 'none' works only with a data-free evaluator (evaluator predictor, or evaluator "
                              "proxy with proxy synflow) and an ask/tell strategy")
-        if (self.evaluator == "predictor") != (self.predictor is not None):
-            raise ValueError("predictor: give a predictor file exactly when evaluator is 'predictor' "
+        if self.evaluator == "predictor" and self.predictor is None:
+            at = "" if self.resolution is None else f" at {self.resolution} px"
+            raise ValueError(f"predictor: give a predictor file for evaluator 'predictor': no shipped predictor covers "
+                             f"space {self.space!r}{at} (`nas predictor list`; fit one with `nas predictor fit`)")
+        if self.evaluator != "predictor" and self.predictor is not None:
+            raise ValueError("predictor: give a predictor file only with evaluator 'predictor' "
                              f"(evaluator {self.evaluator!r}, predictor {self.predictor!r})")
         if (self.evaluator == "supernet") != (self.supernet is not None):
             raise ValueError("supernet: give a `nas supernet train` directory exactly when evaluator is 'supernet' "
@@ -130,6 +144,54 @@ class SearchConfig:
                 if f.name.startswith("dnas_") and getattr(self, f.name) != f.default:
                     raise ValueError(f"{f.name}: only meaningful with strategy {' or '.join(DNAS_STRATEGIES)} "
                                      f"(strategy is {self.strategy!r})")
+
+    def _resolve_defaults(self) -> None:
+        """Give every key left unset (``None``) the value the other keys and the shipped data
+        imply, each rule in one place (see each key's ``--help``):
+
+        - ``latency_table``: the one shipped table ``<space>_<resolution>_cpu`` (any resolution when
+          ``resolution`` is unset);
+        - ``evaluator``: the one ``supernet``, ``predictor`` or ``proxy`` implies; without them and
+          without ``data``, ``predictor`` when a shipped predictor covers the space, else ``proxy``;
+          ``predictor`` (with that evaluator): that shipped predictor; ``proxy``: ``naswot``;
+        - ``data``: ``none`` for the predictor (it reads no images; a differentiable strategy
+          trains a supernet, so not there), else ``synthetic``;
+        - ``objective``: ``pareto`` when no latency target is set and the strategy (if set) can
+          search a front, else ``reward``; ``strategy``: ``nsga2`` for a front, else ``evolution``;
+        - ``out``: ``runs/<space>-<strategy>-<evaluator>-<digest of the settings>``, so the same
+          command resumes its run and another one starts its own.
+
+        (A frozen dataclass: the resolved values are set with ``object.__setattr__``.)"""
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        tables = _shipped_cpu_tables(self.space)
+        if self.latency_table is None:
+            fits = [name for name, res in tables.items() if self.resolution in (None, res)]
+            if len(fits) == 1:
+                put("latency_table", fits[0])
+        resolution = self.resolution or tables.get(str(self.latency_table))
+        implied = ("supernet" if self.supernet is not None else "predictor" if self.predictor is not None
+                   else "proxy" if self.proxy is not None or self.data is not None else None)
+        wanted = self.predictor is None and (self.evaluator == "predictor" or (self.evaluator is None and not implied))
+        shipped = _shipped_predictor(self.space, resolution) if wanted else None
+        if self.evaluator is None:
+            put("evaluator", implied or ("predictor" if shipped else "proxy"))
+        if self.evaluator == "predictor" and self.predictor is None:
+            put("predictor", shipped)
+        if self.proxy is None:
+            put("proxy", "naswot")
+        if self.data is None:
+            put("data", "none" if self.evaluator == "predictor" and self.strategy not in DNAS_STRATEGIES
+                else "synthetic")
+        if self.objective is None:
+            front = self.reward_target_ms is None and self.strategy in (None, "random", "nsga2")
+            put("objective", "pareto" if front else "reward")
+        if self.strategy is None:
+            put("strategy", "nsga2" if self.objective == "pareto" else "evolution")
+        if self.out is None:
+            digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:8]
+            put("out", str(Path("runs") / f"{self.space}-{self.strategy}-{self.evaluator}-{digest}"))
 
     @property
     def reward_target_ms(self) -> float | None:
@@ -265,6 +327,26 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
         kind = "a string"
     if not ok:
         raise ValueError(f"{name}: expected {kind}, got {value!r}")
+
+
+def _shipped_cpu_tables(space: str) -> dict[str, int]:
+    """The shipped latency tables measured on a CPU for ``space`` (named ``<space>_<resolution>_cpu``)
+    and their resolutions."""
+    import latency_tables
+
+    pattern = re.compile(rf"{re.escape(space)}_(\d+)_cpu")
+    return {name: int(m[1]) for name in latency_tables.names() if (m := pattern.fullmatch(name))}
+
+
+def _shipped_predictor(space: str, resolution: int | None) -> str | None:
+    """The name of the one shipped accuracy predictor of ``space`` (at ``resolution``, when known);
+    ``None`` when there is none or more than one."""
+    fits = []
+    for name in shipped_predictors():
+        p = Predictor.load(name)
+        if p.space == space and (resolution is None or p.resolution in (None, resolution)):
+            fits.append(name)
+    return fits[0] if len(fits) == 1 else None
 
 
 def _check_table(table: str | None) -> None:

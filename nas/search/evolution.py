@@ -7,6 +7,12 @@ changed, :meth:`~search_spaces.space.SearchSpace.mutate_point`), and when a resu
 add it and drop the *oldest* member (not the worst): aging regularises against lucky evaluations.
 Asks may be outstanding while results arrive (asynchronous workers), as in the paper's
 distributed setting.
+
+One departure, for constrained searches: when ``population`` proposals in a row have failed or
+broken a constraint while the population is still filling, random points are evidently rarely
+feasible (a tight latency budget), so the tournament starts over the members there are (at least
+one: e.g. a warm-start architecture, ``start_from``) instead of drawing more random points. A
+search whose random points are feasible never meets this rule and runs as in the paper.
 """
 
 from __future__ import annotations
@@ -34,12 +40,16 @@ class RegularizedEvolution(Strategy):
         self.sample_size = sample_size
         self.population: deque[tuple[Point, float]] = deque()
         self._pending = 0
+        self._failed_in_a_row = 0
 
     def ask(self) -> Point:
-        if len(self.population) + self._pending < self.population_size or len(self.population) < self.sample_size:
+        filling = len(self.population) + self._pending < self.population_size or len(self.population) < self.sample_size
+        random_is_fruitless = bool(self.population) and self._failed_in_a_row >= self.population_size
+        if filling and not random_is_fruitless:
             self._pending += 1
             return self.space.sample_point(self.rng)
-        members = [self.population[int(i)] for i in self.rng.choice(len(self.population), self.sample_size, replace=False)]
+        k = min(self.sample_size, len(self.population))
+        members = [self.population[int(i)] for i in self.rng.choice(len(self.population), k, replace=False)]
         parent = max(members, key=lambda m: m[1])[0]
         try:
             return self.space.mutate_point(parent, self.rng)
@@ -51,7 +61,9 @@ class RegularizedEvolution(Strategy):
         if self._pending:
             self._pending -= 1
         if vals is None:
+            self._failed_in_a_row += 1
             return
+        self._failed_in_a_row = 0
         self.population.append((tuple(point), vals[0]))
         while len(self.population) > self.population_size:
             self.population.popleft()

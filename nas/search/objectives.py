@@ -30,13 +30,16 @@ class Constraints:
     max_params: int | None = None
     max_macs: int | None = None
 
-    def violations(self, metrics: Mapping[str, float]) -> list[str]:
-        """Human-readable list of the limits ``metrics`` break (empty: feasible)."""
+    def violations(self, metrics: Mapping[str, float], *, known_only: bool = False) -> list[str]:
+        """Human-readable list of the limits ``metrics`` break (empty: feasible); with
+        ``known_only`` a limit whose metric is not in ``metrics`` (not computed yet) is skipped."""
         out = []
         checks = (("max_latency_ms", LATENCY_METRIC, "ms"), ("max_params", "params", ""),
                   ("max_macs", "macs_conv_linear", " MACs"))
         for field, metric, unit in checks:
             limit = getattr(self, field)
+            if limit is not None and known_only and metric not in metrics:
+                continue
             if limit is not None and metrics[metric] > limit:
                 out.append(f"{metric} {metrics[metric]:.4g}{unit} > {field} {limit:.4g}{unit}")
         return out

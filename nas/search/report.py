@@ -8,7 +8,9 @@
   ready for ``nas export``.
 - ``pareto.png``: quality vs predicted latency; candidates, the front, the top-k and every fixed
   point on the same axes.
-- ``report.md``: the summary a person reads first.
+- ``report.md``: the summary a person reads first. Its first lines say what ranked the
+  candidates (:func:`ranking_basis`): the estimator, whether its figures are measured or
+  predicted, the data, and where the latencies come from.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from evaluators.base import Evaluator
+from evaluators.datasets import Dataset
+from evaluators.predictor import PredictedAccuracy
+from evaluators.proxies import ZeroCostProxies
+from evaluators.supernet import SupernetAccuracy
+from evaluators.train import TrainConfig, TrainedAccuracy
+from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json, atomic_write_text
 from nas.search.objectives import LATENCY_METRIC, Objective
@@ -81,6 +89,73 @@ def score_fixed_points(points: Sequence[tuple[str, Arch]], evaluators: Sequence[
     return out
 
 
+def ranking_basis(config: Mapping[str, Any], score: Evaluator, metric: str, table: LatencyTable) -> list[str]:
+    """The report's first lines: the estimator that ranked the candidates by ``metric`` (``score``,
+    the search's expensive evaluator) and whether its figures are measured or predicted, the data
+    it ranked them on, and where the latencies come from. A ranking on synthetic images, by a
+    proxy or by a predictor must not read as measured accuracy."""
+    source = _data_source(str(config.get("data")))
+    if isinstance(score, PredictedAccuracy):
+        p = score.predictor
+        tau = p.cv.get(p.model["name"])
+        estimator = (f"`{metric}` **predicted**, not measured, by the accuracy predictor `{config.get('predictor')}` "
+                     f"({p.model['name']} fitted on {p.n} networks of `{p.space}`@{p.resolution} trained stand-alone"
+                     + (f"; cross-validated Kendall tau {tau:+.3f})" if tau is not None else ")"))
+        data = (f"no images read by this search: the predicted figures stand for top-1 on the data the predictor's "
+                f"networks were trained on ({_data_identity(p.data)})"
+                + (f"; `--data {config.get('data')}` is not used by the predictor" if config.get("data") != "none"
+                   else ""))
+    elif isinstance(score, ZeroCostProxies):
+        estimator = (f"`{metric}`, a zero-cost proxy **measured** on each untrained network: a score, not an "
+                     "accuracy (only its order means something)")
+        data = ("none (a data-free proxy)" if score.data is None else
+                f"{source}: one minibatch of {score.batch_size} training images per candidate")
+    elif isinstance(score, TrainedAccuracy):
+        estimator = f"`{metric}` **measured** after training each candidate ({_budget(score.train_config)})"
+        data = f"{source}: {_split(score.data)}"
+    elif isinstance(score, SupernetAccuracy):
+        estimator = (f"`{metric}` **measured** with the weights each candidate inherits from the supernet "
+                     f"`{config.get('supernet')}`, after BatchNorm re-calibration (no training per candidate)")
+        data = (f"{source}: BatchNorm re-calibrated on training images, ranked on {len(score.data.test)} images the "
+                "supernet held out of its training")
+    else:
+        doc = next((m.doc for m in score.metrics if m.name == metric), "")
+        estimator = f"`{metric}` from the evaluator `{score.name}`" + (f" ({doc})" if doc else "")
+        held: Dataset | None = getattr(score, "data", None)
+        data = source if not isinstance(held, Dataset) else f"{source}: {_split(held)}"
+    meta = table.meta
+    latency = (f"`{LATENCY_METRIC}` **predicted** from the latency table `{config.get('latency_table')}` (its op "
+               f"timings measured on {meta.get('device_name')}, {meta.get('device')}, torch {meta.get('torch')})")
+    return [f"- **estimator**: {estimator}", f"- **data**: {data}", f"- **latency**: {latency}"]
+
+
+def _data_source(data: str) -> str:
+    """How the report names the search's ``--data``."""
+    if data == "synthetic":
+        return ("**synthetic** generated images (class templates plus noise): a smoke test, the ranking says nothing "
+                "about accuracy on real data (give `--data`)")
+    return "none" if data == "none" else f"`{data}`"
+
+
+def _data_identity(described: Mapping[str, Any]) -> str:
+    """A dataset's identity (:meth:`Dataset.describe`) in words."""
+    return (f"data `{described.get('fingerprint')}`: {described.get('classes')} classes, {described.get('train')} "
+            f"training images")
+
+
+def _split(data: Dataset) -> str:
+    """How a search uses ``data``'s splits (its test split is the part held out of the training set)."""
+    return (f"{data.num_classes} classes, trained on {len(data.train)} images, ranked on {len(data.test)} images held "
+            "out of the training split (never the test set)")
+
+
+def _budget(recipe: TrainConfig) -> str:
+    """A training recipe's budget in words (it gives epochs or steps)."""
+    if recipe.epochs is None:
+        return f"{recipe.steps} steps"
+    return f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}"
+
+
 def _front(records: Sequence[Record], objective: Objective) -> list[Record]:
     done = [r for r in records if r.state == "complete" and LATENCY_METRIC in r.metrics]
     pts = [(r.metrics[objective.metric], -r.metrics[LATENCY_METRIC]) for r in done]
@@ -89,8 +164,9 @@ def _front(records: Sequence[Record], objective: Objective) -> list[Record]:
 
 def write_report(run_dir: Path, records: Sequence[Record], objective: Objective, fixed: Sequence[FixedPoint],
                  *, top_k: int, title: str, config: dict[str, Any], notes: Mapping[str, str] | None = None,
-                 sections: Sequence[str] = (), progress: bool = False) -> Path:
-    """Write every output file; return the path of ``report.md``. ``notes`` (architecture hash ->
+                 sections: Sequence[str] = (), basis: Sequence[str] = (), progress: bool = False) -> Path:
+    """Write every output file; return the path of ``report.md``. ``basis`` are the report's first
+    lines, what ranked the candidates (:func:`ranking_basis`); ``notes`` (architecture hash ->
     text) annotate the top candidates (a differentiable search marks its derived network);
     ``sections`` are markdown blocks added before the file list. ``progress`` shows a bar over
     the files written."""
@@ -98,13 +174,14 @@ def write_report(run_dir: Path, records: Sequence[Record], objective: Objective,
 
     run_dir.mkdir(parents=True, exist_ok=True)
     with tqdm(total=4, desc="report", unit="step", disable=not progress, dynamic_ncols=True) as bar:
-        text = _write_outputs(run_dir, records, objective, fixed, top_k, title, config, notes or {}, sections, bar)
+        text = _write_outputs(run_dir, records, objective, fixed, top_k, title, config, notes or {}, sections, basis,
+                              bar)
     return atomic_write_text(run_dir / "report.md", text)
 
 
 def _write_outputs(run_dir: Path, records: Sequence[Record], objective: Objective, fixed: Sequence[FixedPoint],
                    top_k: int, title: str, config: dict[str, Any], notes: Mapping[str, str],
-                   sections: Sequence[str], bar: Any) -> str:
+                   sections: Sequence[str], basis: Sequence[str], bar: Any) -> str:
     """Write every output but ``report.md``, one step of ``bar`` (a tqdm bar of 4) each: the JSON
     files, ``top/``, the plot, and the report's text, which is returned."""
     bar.set_postfix_str("candidates.json, pareto.json, fixed_points.json", refresh=False)
@@ -135,7 +212,8 @@ def _write_outputs(run_dir: Path, records: Sequence[Record], objective: Objectiv
     plot = _plot(run_dir / "pareto.png", records, front, top, fixed, objective, title)
     bar.update(1)
     bar.set_postfix_str("report.md", refresh=False)
-    text = _markdown(records, front, top, top_files, fixed, objective, title, config, plot, run_dir, notes, sections)
+    text = _markdown(records, front, top, top_files, fixed, objective, title, config, plot, run_dir, notes, sections,
+                     basis)
     bar.update(1)
     return text
 
@@ -146,10 +224,11 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 
 def _markdown(records: Sequence[Record], front: Sequence[Record], top: Sequence[Record], top_files: Sequence[Path],
               fixed: Sequence[FixedPoint], objective: Objective, title: str, config: dict[str, Any],
-              plot: Path | None, run_dir: Path, notes: Mapping[str, str], sections: Sequence[str]) -> str:
+              plot: Path | None, run_dir: Path, notes: Mapping[str, str], sections: Sequence[str],
+              basis: Sequence[str]) -> str:
     m, lat = objective.metric, LATENCY_METRIC
     states = {s: sum(1 for r in records if r.state == s) for s in ("complete", "failed", "infeasible")}
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", "", *basis, *([""] if basis else [])]
     lines += [f"- space `{config['space']}`, strategy `{config['strategy']}`, evaluator `{config['evaluator']}` "
               f"(metric `{m}`), objective `{objective.kind}` ({', '.join(objective.names)})",
               f"- latency table `{config['latency_table']}`; constraints: max latency {_fmt(config['max_latency_ms'])} ms, "

@@ -28,13 +28,14 @@ from evaluators import Cached, ComplexityEvaluator, Composite, Dataset, JsonCach
 from evaluators.base import Evaluator
 from evaluators.predictor import PredictedAccuracy
 from evaluators.supernet import SupernetAccuracy
+from latency_tables.check import warn_if_unfit
 from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json
 from nas.search.config import SearchConfig
 from nas.search.executors import Executor, InProcessExecutor
 from nas.search.objectives import Constraints, Objective
-from nas.search.report import fixed_points_for, score_fixed_points, write_report
+from nas.search.report import fixed_points_for, ranking_basis, score_fixed_points, write_report
 from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
@@ -103,7 +104,8 @@ class Evaluation:
         run_dir = config.run_dir
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"out: {run_dir} is a file; give a directory for the run (a new one, or the run to resume)")
-        table = latency_tables.load(config.latency_table)  # type: ignore[arg-type]  (validated by SearchConfig)
+        table = latency_tables.load(config.latency_table, check_env=False)  # type: ignore[arg-type]  (validated by SearchConfig)
+        warn_if_unfit(table)  # fingerprint + a probe of seconds, cached per table and machine
         resolution = config.resolution or table.resolution
         data = None
         if score is None:
@@ -155,12 +157,22 @@ class Evaluation:
         return predictor.added
 
     def screen_arch(self, arch: Arch) -> tuple[dict[str, float], str | None, bool]:
-        """Cheap metrics of ``arch``, a failure reason, and whether it broke a constraint."""
-        result = self.screen.evaluate(arch)
-        if not result.ok:
-            return dict(result.metrics), result.reason, False
-        violations = self.constraints.violations(result.metrics)
-        return dict(result.metrics), ("; ".join(violations) or None), bool(violations)
+        """Cheap metrics of ``arch``, a failure reason, and whether it broke a constraint.
+
+        The screen's parts run in order (the table's latency, then the complexity count, which
+        builds the model) and stop at the first constraint broken: under a tight latency budget
+        most proposals are rejected by the table lookup alone."""
+        self.screen.check(arch)
+        metrics: dict[str, float] = {}
+        for part in self.screen.parts:
+            result = part.evaluate(arch)
+            metrics.update(result.metrics)
+            if not result.ok:
+                return metrics, result.reason, False
+            violations = self.constraints.violations(metrics, known_only=True)
+            if violations:
+                return metrics, "; ".join(violations), True
+        return metrics, None, False
 
     def outcome(self, metrics: dict[str, float], result: Result) -> tuple[tuple[float, ...] | None, str | None]:
         """Objective values (report directions) and failure reason of a finished evaluation."""
@@ -201,12 +213,46 @@ class Evaluation:
                 said[r.arch.hash()] = f"{self.score.name}: {cached.info['note']}"
         return write_report(config.run_dir, records, self.objective, fixed,
                             top_k=top_k or config.top_k, title=title, config=config.to_dict(),
-                            notes={**said, **(notes or {})} or None, sections=sections, progress=progress)
+                            notes={**said, **(notes or {})} or None, sections=sections, progress=progress,
+                            basis=ranking_basis(config.to_dict(), self.score.inner, self.objective.metric, self.table))
 
     def best(self, records: list[Record]) -> Record | None:
         """The best complete candidate of ``records`` by the objective's first value."""
         done = [r for r in records if r.state == "complete"]
         return max(done, key=lambda r: self.objective.best_key(r.metrics), default=None)
+
+
+def start_archs(spec: str | None, space: SearchSpace, num_classes: int) -> list[Arch]:
+    """The architectures ``start_from`` names (zoo names or architecture files) with
+    ``num_classes`` outputs, each checked to be a point of ``space``; ``ValueError`` naming the
+    one that is not.
+
+    Why a warm start: a latency budget set by a fixed point can lie where the space's sampler
+    rarely goes (the fastest CIFAR fixed points are faster than 3,000 random ``mobile``@32
+    networks); started from the fixed point, evolution explores its neighbours instead."""
+    from search_spaces import zoo
+
+    out: list[Arch] = []
+    for item in (spec or "").split(","):
+        name = item.strip()
+        if not name:
+            continue
+        if name in zoo.names():
+            arch = zoo.get(name)
+        elif Path(name).is_file():
+            try:
+                arch = Arch.load(name)
+            except ValueError as exc:
+                raise ValueError(f"start_from: {exc}") from None
+        else:
+            raise ValueError(f"start_from: {name!r} is neither a zoo name (`nas zoo list`) nor an architecture file")
+        arch = arch.replace(num_classes=num_classes)
+        try:
+            space.encode(arch)
+        except ValueError as exc:
+            raise ValueError(f"start_from: {name} is not a point of the space {space.name} ({exc})") from None
+        out.append(arch)
+    return out
 
 
 @dataclass
@@ -218,6 +264,8 @@ class Search:
     strategy: Strategy
     store: RunStore
     state: RunState = field(default_factory=RunState)
+    start: list[Arch] = field(default_factory=list)
+    """Architectures evaluated before the strategy proposes (``start_from``)."""
 
     # -------------------------------------------------------------------------------- setup
     @classmethod
@@ -237,7 +285,7 @@ class Search:
                          {"config": identity, "objective": objective.names}, recovery=recovery,
                          resolved={"resolution": evaluation.table.resolution})
         atomic_write_json(config.run_dir / "config.json", config.to_dict())
-        return cls(config, evaluation, strategy, store)
+        return cls(config, evaluation, strategy, store, start=start_archs(config.start_from, evaluation.space, evaluation.num_classes))
 
     @property
     def space(self) -> SearchSpace:
@@ -282,6 +330,7 @@ class Search:
         # Executors run the uncached evaluator; the driver alone reads and writes the cache.
         executor = executor or InProcessExecutor(self.score.inner)
         redo = self._replay()
+        redo += [a for a in self.start if a.hash() not in self.state.by_hash and a not in redo]
         budget = self.config.budget
         deadline = None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s
         pending: dict[int, tuple[Point, Arch, int, dict[str, float]]] = {}
@@ -320,7 +369,7 @@ class Search:
                             self._update_bar(bar)
                         trial = self.store.start(point, arch)
                         if reason is not None:
-                            self.store.finish(trial, metrics, None, reason, infeasible=infeasible)
+                            self.store.finish(trial, metrics, None, reason, infeasible=infeasible, at_screen=True)
                             record = Record(trial, point, arch, "infeasible" if infeasible else "failed",
                                             metrics, None, reason)
                             self._finish(record, on_record)
@@ -377,7 +426,8 @@ class Search:
                         "built for it")
             parts.append(f"{len(failed)} failed before scoring (e.g. {failed[0].reason}){hint}")
         return (f"none of the first {len(rejected)} candidates got past the screen: {'; '.join(parts)} "
-                "(then start again with another --out)")
+                f"(then run again into the same --out {self.config.out}: a run that scored nothing takes the new "
+                "settings)")
 
     def _scored(self, point: Point, arch: Arch, trial: int, metrics: dict[str, float], result: Result,
                 on_record: Callable[[Record], None] | None, bar: Any) -> None:

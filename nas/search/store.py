@@ -3,7 +3,7 @@
 Every candidate is a trial whose params are the labels of its choices (so ``optuna-dashboard``
 shows the search), with user attributes holding the architecture's compact string (``arch``), its
 hash and, once it is judged, its ``outcome`` (state, every metric, objective values, failure
-reason). States:
+reason, whether the score evaluator saw it). States:
 
 - ``COMPLETE``: evaluated; values are the objective values.
 - ``FAIL``: the candidate failed (diverged, raised); counts as evaluated. A trial that was
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from nas.arch import Arch
 from search_spaces.space import Point, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+logger = logging.getLogger(__name__)
 
 #: Seconds a SQLite connection waits on another process's lock (a dashboard reading the study)
 #: before giving up; SQLite's own default of 5 s is short for a busy machine.
@@ -68,7 +70,7 @@ def _storage_errors(method: Callable[..., T]) -> Callable[..., T]:
     def wrapper(self: RunStore, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
-        except (*_DATABASE_ERRORS, json.JSONDecodeError) as exc:  # JSON: an attribute's text was altered
+        except (*_DATABASE_ERRORS, json.JSONDecodeError, RecursionError) as exc:  # JSON: an attribute was altered
             raise StoreError(f"{self.where}: {_damage(exc)}{self.recovery}") from exc
 
     return wrapper
@@ -138,7 +140,8 @@ class RunStore:
 
     ``identity`` (the run's defining settings) is stored with a new study; reopening it with
     different settings is a ``ValueError`` naming them, so a resumed command cannot silently mix
-    two searches (``resolved``: the values that settings stored as ``None`` stood for). A
+    two searches (``resolved``: the values that settings stored as ``None`` stood for), unless
+    the study scored nothing: then it starts over with the new settings. A
     database that cannot be read or written is a :class:`StoreError` naming it, followed by
     ``recovery`` (how to get the run back).
     """
@@ -154,21 +157,37 @@ class RunStore:
 
     @_storage_errors
     def _open(self, storage_url: str, name: str, directions: Sequence[str], identity: dict[str, Any]) -> None:
-        """Open the storage, load or create the study; store ``identity`` with a study that has no
-        trial yet (an empty run takes the settings of the run that fills it), else compare it with
-        the stored one."""
+        """Open the storage, load or create the study, and compare ``identity`` with the stored one.
+
+        A study that scored nothing takes the new settings: one without a trial (an empty run
+        takes the settings of the run that fills it), and one whose every candidate stopped at the
+        screen (a search stopped because its constraints admitted nothing, run again with relaxed
+        ones): that study is dropped and begun afresh, since its verdicts were made under the old
+        settings (the screen's latencies and counts stay in the result cache). Any other study
+        refuses different settings, naming each."""
         self.storage = open_storage(storage_url)
+        self._load_study(name, directions)
+        stored = self.study.user_attrs.get("identity")
+        trials = self.study.get_trials(deepcopy=False)
+        if stored is not None and trials:
+            diff = _differences(stored, identity, self.resolved)
+            if not diff:
+                return
+            if not all(_stopped_at_screen(t) for t in trials):
+                raise ValueError(f"{self.where} already holds a different search (settings differ: "
+                                 f"{'; '.join(diff)}); use another --out directory, or the original settings to "
+                                 "resume it")
+            logger.warning("%s: none of its %d candidates got past the screen; starting it over with the new settings "
+                           "(%s)", self.where, len(trials), "; ".join(diff))
+            optuna.delete_study(study_name=name, storage=self.storage)
+            self._load_study(name, directions)
+        self.study.set_user_attr("identity", identity)
+
+    def _load_study(self, name: str, directions: Sequence[str]) -> None:
+        """Load the study ``name``, or create it with ``directions``."""
         self.study = optuna.create_study(storage=self.storage, study_name=name, directions=list(directions),
                                          load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
         self.study_id = self.storage.get_study_id_from_name(name)
-        stored = self.study.user_attrs.get("identity")
-        if stored is None or not self.study.get_trials(deepcopy=False):
-            self.study.set_user_attr("identity", identity)
-            return
-        diff = _differences(stored, identity, self.resolved)
-        if diff:
-            raise ValueError(f"{self.where} already holds a different search (settings differ: {'; '.join(diff)}); "
-                             "use another --out directory, or the original settings to resume it")
 
     # ------------------------------------------------------------------------------ reading
     def _decode(self, t: FrozenTrial) -> tuple[Arch, Point]:
@@ -239,13 +258,16 @@ class RunStore:
 
     @_storage_errors
     def finish(self, number: int, metrics: Mapping[str, float], values: Sequence[float] | None,
-               reason: str | None, *, infeasible: bool = False) -> None:
+               reason: str | None, *, infeasible: bool = False, at_screen: bool = False) -> None:
         """Record the outcome of trial ``number``: values (complete), a failure reason, or a
-        constraint violation. The outcome is one attribute (one transaction) written before the
-        state, so a kill between the two loses nothing (see :meth:`recover_interrupted`)."""
+        constraint violation; ``at_screen``: the candidate stopped at the cheap screen and was never
+        scored (a run of such candidates only may take other settings, see :meth:`_open`). The
+        outcome is one attribute (one transaction) written before the state, so a kill between the
+        two loses nothing (see :meth:`recover_interrupted`)."""
         state = "infeasible" if infeasible else "failed" if values is None else "complete"
         outcome = {"state": state, "metrics": {k: float(v) for k, v in metrics.items()},
-                   "values": None if values is None else [float(v) for v in values], "reason": reason}
+                   "values": None if values is None else [float(v) for v in values], "reason": reason,
+                   "scored": not (at_screen or infeasible)}
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number)
         self.storage.set_trial_user_attr(trial_id, "outcome", outcome)
         self._close(number, outcome)
@@ -273,6 +295,14 @@ def _differences(stored: Mapping[str, Any], given: Mapping[str, Any], resolved: 
         elif old != new:
             out.append(f"{key} (store: {old!r}, now: {new!r})")
     return out
+
+
+def _stopped_at_screen(t: FrozenTrial) -> bool:
+    """Whether trial ``t`` was judged and never scored: rejected by a constraint, or failed at the
+    screen. (An outcome written before ``scored`` was recorded counts as scored unless rejected; a
+    trial without an outcome may have been scored when its run was killed.)"""
+    outcome = _outcome(t)
+    return outcome is not None and (outcome["state"] == "infeasible" or outcome.get("scored") is False)
 
 
 def _outcome(t: FrozenTrial) -> dict[str, Any] | None:

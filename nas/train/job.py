@@ -35,7 +35,7 @@ from evaluators.training.plan import ExecutionPlan
 from evaluators.training.recipe import TrainConfig
 from evaluators.training.sources import BatchSource
 from nas.arch import Arch
-from nas.io import atomic_path, atomic_write_json
+from nas.io import JSONFileError, atomic_path, atomic_write_json, parse_json_object, read_json_file
 
 __all__ = ["CHECKPOINT_FORMAT", "TrainRun", "file_digest"]
 
@@ -120,10 +120,10 @@ class TrainRun:
         config_path = self.out / "config.json"
         if config_path.exists():
             try:
-                stored = json.loads(config_path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{config_path}: unreadable ({exc}); use another --out") from None
-            if stored.get("format") != RUN_FORMAT:
+                stored = read_json_file(config_path, "the config of a litenas training run")
+            except JSONFileError as exc:
+                raise JSONFileError(f"{exc}; use another --out") from None
+            if stored.get("format") != RUN_FORMAT or not isinstance(stored.get("identity", {}), dict):
                 raise ValueError(f"{config_path}: not a litenas training run; use another --out")
             self._check_identity(stored.get("identity", {}), config_path)
         elif self.out.exists() and any(self.out.iterdir()):
@@ -143,7 +143,9 @@ class TrainRun:
         where = self.checkpoint_path
         try:
             blob = torch.load(where, map_location=self.plan.device, weights_only=True)
-            meta = json.loads(blob["meta"])
+            meta = parse_json_object(blob["meta"], f"{where} (its metadata)", "a litenas training checkpoint")
+        except JSONFileError as exc:
+            raise JSONFileError(f"{exc}; delete it to start the run over") from None
         except Exception as exc:  # torch raises many kinds for a damaged file
             raise ValueError(f"{where}: not a readable training checkpoint ({type(exc).__name__}: {exc}); "
                              "delete it to start the run over") from None

@@ -24,9 +24,10 @@ a uniform distribution). Two ways to run it:
 input shape (key :meth:`~search_spaces.registry.OpConfig.key`) and the constant of the stem and
 head, so the expected latency ``sum_l sum_i w_{l,i} * LAT(b_{l,i}) + const`` (as FBNet's) is a
 differentiable function of the per-layer weights ``w``. A table's calibration (see
-:mod:`latency_tables.predict`) is linear in the sum of op medians, the op count and the weight
-count, so it is applied exactly: each candidate costs ``coef_sum * median + coef_mparams *
-params / 1e6`` and the rest is constant. At a one-hot ``w`` the model equals
+:mod:`latency_tables.predict`) is a sum over ops plus a constant, so it is applied exactly: each
+candidate costs its :meth:`~latency_tables.predict.LatencyPredictor.op_cost` (its median scaled
+globally and per op class, its weights' cost, the per-op overhead) and the stem, head and
+calibration constant form the rest. At a one-hot ``w`` the model equals
 :meth:`latency_tables.predict.LatencyPredictor.predict` of that architecture.
 """
 
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latency_tables.predict import LatencyPredictor, op_params
+from latency_tables.predict import LatencyPredictor
 from latency_tables.table import LatencyTable, MissingKeyError
 from nas.builder import init_weights, zero_last_bn_of_residuals
 from nas.search.dnas.settings import MODES
@@ -179,25 +180,21 @@ class LatencyModel(nn.Module):
         :class:`~latency_tables.table.MissingKeyError` naming its key, unless ``measure_missing``:
         then every missing op is measured here with the table's settings and added to the table
         (in memory), as :class:`~latency_tables.predict.LatencyPredictor` does."""
+        predictor = LatencyPredictor(table, measure_missing=measure_missing)
         if measure_missing:
-            predictor = LatencyPredictor(table, measure_missing=True)
             for k in range(max(len(layer) for layer in view.layers)):  # every candidate is in one of these
                 predictor.op_latencies(view.arch([k % len(layer) for layer in view.layers]))
-        cal = table.calibration
-        coef = dict(cal.coef) if cal is not None else {"sum": 1.0}
-        per_ms, per_mparam = coef.get("sum", 0.0), coef.get("mparams", 0.0)
 
         def cost(cfg: OpConfig) -> float:
             try:
-                ms = table.get(cfg.key()).median_ms
+                return predictor.op_cost(cfg)
             except MissingKeyError as exc:
                 exc.hint += (f"; the supernet needs every candidate of the {view.space.name} space at "
                              f"{table.resolution}px (build the table for that space and size)")
                 raise
-            return per_ms * ms + (per_mparam * op_params(cfg) / 1e6 if per_mparam else 0.0)
 
-        n_ops = len(view.layers) + 2  # stem and head count as ops, as in the predictor's features
-        constant = cost(view.stem) + cost(view.head) + coef.get("n_ops", 0.0) * n_ops + coef.get("const", 0.0)
+        cal = table.calibration
+        constant = cost(view.stem) + cost(view.head) + (cal.constant if cal is not None else 0.0)
         return cls([[cost(c) for c in layer.configs] for layer in view.layers], constant)
 
     def forward(self, weights: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from evaluators.datasets import Dataset, normalise
 from evaluators.runtime import fixed_threads
 from evaluators.training.augment import pad_crop_flip
-from nas.io import atomic_path
+from nas.io import JSONFileError, atomic_path, parse_json_object
 from nas.search.dnas.settings import DNASSettings
 from nas.search.dnas.supernet import LatencyModel, Supernet
 
@@ -294,8 +294,10 @@ class DNASTrainer:
         where = self.checkpoint
         try:
             blob = torch.load(where, map_location="cpu", weights_only=True)
-            state = json.loads(blob["state"])
-        except (OSError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+            state = parse_json_object(blob["state"], f"{where} (its state)", "a litenas DNAS checkpoint")
+        except JSONFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
             raise ValueError(f"{where}: not a readable DNAS checkpoint ({type(exc).__name__}: {exc})") from None
         if state.get("format") != CHECKPOINT_FORMAT or state.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"{where}: not a litenas DNAS checkpoint (version {CHECKPOINT_VERSION})")

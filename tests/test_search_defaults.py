@@ -1,0 +1,193 @@
+"""What ``nas search`` does with settings left out, and with a run that scored nothing.
+
+- With no flags it runs a meaningful search from what litenas ships (the ``mobile`` space at 32 px,
+  the shipped CPU latency table and CIFAR-10 accuracy predictor, a Pareto search), into a run
+  directory named for its settings; its report says first what ranked the candidates.
+- A search stopped because its constraints admitted nothing is run again into the same ``--out``
+  with relaxed flags; a run that scored candidates still refuses other settings, naming them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_search_runner import config, fake_table
+
+from evaluators.datasets import synthetic
+from evaluators.predictor import PredictedAccuracy, Predictor
+from evaluators.proxies import ZeroCostProxies
+from evaluators.train import TrainConfig, TrainedAccuracy
+from latency_tables.table import LatencyTable
+from nas.cli import main
+from nas.search import runner
+from nas.search.config import SearchConfig
+from nas.search.report import ranking_basis
+from nas.search.runner import Search
+from nas.search.store import RunStore
+from search_spaces.spaces import get_space
+
+SEARCH = ("search --space fbnet --strategy random --latency-table {table} --evaluator proxy --proxy synflow "
+          "--data synthetic --budget 2 --quiet --no-zoo --out {out}")
+
+
+def run_cli(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    return fake_table(tmp_path_factory.mktemp("table") / "fbnet32.json")
+
+
+# ------------------------------------------------------------------------------- defaults
+def test_no_settings_resolve_to_a_pareto_search_ranked_by_what_litenas_ships() -> None:
+    c = SearchConfig()
+    assert (c.space, c.latency_table, c.evaluator, c.predictor, c.data) == (
+        "mobile", "mobile_32_cpu", "predictor", "mobile_32_cifar10", "none")
+    assert (c.objective, c.strategy, c.proxy) == ("pareto", "nsga2", "naswot")
+    assert c.out.startswith("runs/mobile-nsga2-predictor-") and len(c.out.rsplit("-", 1)[1]) == 8
+    assert SearchConfig(budget=5, top_k=2).out == c.out  # what may change on resume keeps the run directory
+    assert SearchConfig(seed=1).out != c.out  # another search, another directory
+    assert SearchConfig(**c.to_dict()) == c  # resolved values are kept as they are
+
+
+@pytest.mark.parametrize("given,resolved", [
+    ({"max_latency_ms": 10.0}, {"objective": "reward", "strategy": "evolution", "evaluator": "predictor"}),
+    ({"target_latency_ms": 10.0}, {"objective": "reward", "strategy": "evolution"}),
+    ({"strategy": "random"}, {"objective": "pareto"}),
+    ({"objective": "pareto"}, {"strategy": "nsga2"}),
+    ({"data": "synthetic"}, {"evaluator": "proxy", "proxy": "naswot", "predictor": None}),
+    ({"proxy": "synflow"}, {"evaluator": "proxy", "data": "synthetic"}),
+    ({"evaluator": "proxy"}, {"data": "synthetic", "predictor": None}),
+    ({"evaluator": "predictor"}, {"predictor": "mobile_32_cifar10", "data": "none"}),
+    ({"evaluator": "predictor", "data": "synthetic"}, {"predictor": "mobile_32_cifar10", "data": "synthetic"}),
+    ({"evaluator": "predictor", "strategy": "fbnet", "max_latency_ms": 5.0}, {"data": "synthetic"}),
+    ({"supernet": "runs/sn"}, {"evaluator": "supernet", "data": "synthetic"}),
+    ({"space": "fbnet"}, {"latency_table": "fbnet_224_cpu", "evaluator": "proxy", "data": "synthetic"}),
+    ({"out": "runs/mine"}, {"out": "runs/mine"}),
+])
+def test_each_setting_left_out_follows_from_the_given_ones(given, resolved) -> None:
+    c = SearchConfig(**given)
+    assert {k: getattr(c, k) for k in resolved} == resolved
+
+
+def test_a_setting_nothing_implies_is_still_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="objective 'reward' needs a latency target"):
+        SearchConfig(strategy="evolution")  # evolution optimises one value: the reward, which needs a target
+    with pytest.raises(ValueError, match="latency_table: required"):
+        SearchConfig(space="mnasnet")  # no table of that space ships
+    with pytest.raises(ValueError, match="latency_table: required"):
+        SearchConfig(resolution=64)  # nor of mobile at 64 px
+    with pytest.raises(ValueError, match="no shipped predictor covers space 'fbnet'"):
+        SearchConfig(space="fbnet", evaluator="predictor")
+
+
+def test_help_states_every_resolved_default(capsys) -> None:
+    assert run_cli(["search", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("runs/SPACE-STRATEGY-EVALUATOR-DIGEST", "the shipped CPU table of --space",
+                   "predictor when a shipped predictor covers --space", "none with --evaluator predictor",
+                   "pareto without one", "nsga2 for a Pareto front", "(default: naswot)"):
+        assert needle in text, needle
+
+
+def test_nas_search_without_settings_runs_and_reports_its_basis_first(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["search", "--budget", "4", "--no-zoo", "--json"]) == 0  # the budget keeps the test short
+    summary = json.loads(capsys.readouterr().out)
+    run = Path(summary["run_dir"])
+    assert run.parent == Path("runs") and run.name.startswith("mobile-nsga2-predictor-")
+    assert summary["evaluated"] == 4 and summary["best"] is not None
+    lines = (run / "report.md").read_text().splitlines()
+    assert lines[2].startswith("- **estimator**: `top1` **predicted**, not measured, by the accuracy predictor "
+                               "`mobile_32_cifar10`")
+    assert lines[3].startswith("- **data**: no images read by this search")
+    assert lines[4].startswith("- **latency**: `latency_pred_ms` **predicted** from the latency table `mobile_32_cpu`")
+    assert run_cli(["search", "--budget", "4", "--no-zoo", "--json"]) == 0  # the same command resumes the run
+    assert json.loads(capsys.readouterr().out)["run_dir"] == str(run)
+
+
+# -------------------------------------------------------------------------- report basis
+def test_a_proxy_on_synthetic_images_is_reported_as_such(tmp_path, table) -> None:
+    search = Search.from_config(config(tmp_path, table, budget=2))
+    search.run(progress=False)
+    lines = search.write_report(compare_zoo=False).read_text().splitlines()
+    assert lines[2] == ("- **estimator**: `synflow`, a zero-cost proxy **measured** on each untrained network: a "
+                        "score, not an accuracy (only its order means something)")
+    assert lines[3].startswith("- **data**: **synthetic** generated images") and "give `--data`" in lines[3]
+    assert lines[3].endswith("one minibatch of 64 training images per candidate")
+    assert lines[4].startswith(f"- **latency**: `latency_pred_ms` **predicted** from the latency table `{table}`")
+
+
+def test_each_estimator_says_whether_it_measures_or_predicts(table) -> None:
+    data = synthetic(num_classes=10, resolution=32)
+    t = LatencyTable.load(table, check_env=False)
+    trained = TrainedAccuracy(data, TrainConfig(epochs=2), progress=False)
+    [estimator, used, _] = ranking_basis({"data": "cifar.tar.gz"}, trained, "top1", t)
+    assert estimator == "- **estimator**: `top1` **measured** after training each candidate (2 epochs)"
+    assert used == ("- **data**: `cifar.tar.gz`: 10 classes, trained on 640 images, ranked on 320 images held out of "
+                    "the training split (never the test set)")
+    predictor = Predictor.load("mobile_32_cifar10")
+    predicted = PredictedAccuracy(predictor, get_space("mobile", resolution=32, num_classes=10))
+    [estimator, used, _] = ranking_basis({"data": "synthetic", "predictor": "mobile_32_cifar10"}, predicted, "top1", t)
+    assert "**predicted**, not measured" in estimator and f"fitted on {predictor.n} networks" in estimator
+    assert used.endswith("`--data synthetic` is not used by the predictor")
+    [estimator, used, _] = ranking_basis({"data": "none"}, ZeroCostProxies(None, proxies=["synflow"]), "synflow", t)
+    assert "**measured**" in estimator and used == "- **data**: none (a data-free proxy)"
+
+
+# ------------------------------------------------------------- a run that scored nothing
+def test_a_search_stopped_by_its_constraints_is_run_again_into_the_same_out(tmp_path, table, capsys, caplog,
+                                                                            monkeypatch) -> None:
+    monkeypatch.setattr(runner, "MAX_FRUITLESS_START", 4)
+    out = tmp_path / "run"
+    argv = SEARCH.format(table=table, out=out).split()
+    assert run_cli([*argv, "--max-latency-ms", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "relax --max-latency-ms 0.001" in err
+    assert f"then run again into the same --out {out}: a run that scored nothing takes the new settings" in err
+    assert run_cli([*argv, "--max-latency-ms", "50"]) == 0
+    assert "starting it over with the new settings (max_latency_ms (store: 0.001, now: 50.0))" in caplog.text
+    candidates = json.loads((out / "candidates.json").read_text())
+    assert [c["state"] for c in candidates] == ["complete", "complete"]  # the old verdicts were dropped
+    assert json.loads((out / "config.json").read_text())["max_latency_ms"] == 50.0
+    # now that it scored candidates, other settings are refused, each named
+    assert run_cli([*argv, "--max-latency-ms", "40"]) == 2
+    assert "settings differ: max_latency_ms (store: 50.0, now: 40.0)" in capsys.readouterr().err
+
+
+def store(tmp_path: Path, identity: dict) -> RunStore:
+    space = get_space("fbnet", resolution=32, num_classes=10)
+    return RunStore(f"sqlite:///{tmp_path / 'study.db'}", "s", space, ["maximize"], {"config": identity})
+
+
+@pytest.mark.parametrize("judged,replaced", [
+    ("screen-failed", True), ("infeasible", True), ("scored-and-failed", False), ("complete", False),
+    ("interrupted", False)])
+def test_only_a_run_whose_candidates_all_stopped_at_the_screen_takes_other_settings(tmp_path, judged,
+                                                                                     replaced) -> None:
+    s = store(tmp_path, {"max_latency_ms": 1.0})
+    for seed in range(2):
+        point = s.space.sample_point(np.random.default_rng(seed))
+        trial = s.start(point, s.space.decode(point))
+        if judged == "screen-failed":
+            s.finish(trial, {"params": 1.0}, None, "latency table has no entry", at_screen=True)
+        elif judged == "infeasible":
+            s.finish(trial, {"params": 1.0}, None, "too slow", infeasible=True)
+        elif judged == "scored-and-failed":
+            s.finish(trial, {"params": 1.0}, None, "proxy: diverged")
+        elif judged == "complete":
+            s.finish(trial, {"params": 1.0, "synflow": 2.0}, [2.0], None)
+    if not replaced:
+        with pytest.raises(ValueError, match=r"settings differ: max_latency_ms \(store: 1.0, now: 9.0\)"):
+            store(tmp_path, {"max_latency_ms": 9.0})
+        return
+    again = store(tmp_path, {"max_latency_ms": 9.0})
+    assert again.history() == [] and again.study.user_attrs["identity"] == {"config": {"max_latency_ms": 9.0}}
+    assert store(tmp_path, {"max_latency_ms": 9.0}).history() == []  # reopened with its new settings
