@@ -2,7 +2,8 @@
 ``BaseException`` no code catches) right after each of its writing database commits in turn,
 then resumed with the same settings. Whatever the moment, the resumed run ends with the full
 budget of distinct candidates, every outcome the killed run had written is kept with its metrics,
-and no candidate is scored twice."""
+no candidate is scored twice, and (for every strategy that runs without an optional extra) the
+resumed run's candidates, in order, are the uninterrupted run's."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from test_search_runner import config, fake_table
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.complexity import ComplexityEvaluator
 from nas.arch import Arch
-from nas.search.runner import Search
+from nas.search.evolution import RegularizedEvolution
+from nas.search.runner import RunState, Search
+from search_spaces import zoo
 
 BUDGET = 3
 
@@ -143,3 +146,66 @@ def test_a_kill_after_any_commit_loses_nothing_and_scores_nothing_twice(tmp_path
             assert after[h].state == outcome["state"] and after[h].metrics == outcome["metrics"], (n, h)
         assert max(score.calls.values()) == 1, n
         assert all(t["state"] == after[h].state for h, t in judged(run_root / "run").items()), n
+
+
+# Per strategy, a short search that takes each of its paths: candidates rejected by the latency
+# constraint and (but for NSGA-II) failed ones; for evolution a warm start (``start_from``) and the
+# rule that mutates members once ``population`` proposals in a row failed while filling; TPE past
+# its 10 random startup trials; NSGA-II past its first generation. "evolution-repeats" proposes
+# duplicates, which the store never sees (see :func:`repeat_every_third`).
+REPLAYED: dict[str, dict[str, Any]] = {
+    "random": dict(strategy="random", budget=5, seed=1, max_latency_ms=0.79),
+    "evolution": dict(strategy="evolution", budget=6, population=3, sample_size=2, max_latency_ms=0.775),
+    "evolution-repeats": dict(strategy="evolution", budget=5, population=3, sample_size=2, max_latency_ms=0.78),
+    "tpe": dict(strategy="tpe", budget=12, seed=2, max_latency_ms=0.79),
+    "nsga2": dict(strategy="nsga2", objective="pareto", budget=8, seed=2, population=4, max_latency_ms=0.79),
+}
+
+
+def repeat_every_third(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make evolution propose its previous point again on every third ask, after drawing a new
+    one: a duplicate the runner reuses without a trial, but which moved the random generator."""
+    ask = RegularizedEvolution.ask
+
+    def repeating(self: RegularizedEvolution) -> tuple[int, ...]:
+        point = ask(self)
+        self.asks = getattr(self, "asks", 0) + 1
+        previous, self.previous = getattr(self, "previous", point), point
+        return previous if self.asks % 3 == 0 else point
+
+    monkeypatch.setattr(RegularizedEvolution, "ask", repeating)
+
+
+def candidates(state: RunState) -> list[dict[str, Any]]:
+    """The run's candidates in order, as the report lists them (``candidates.json``), less their
+    trial numbers (a killed trial keeps its number, closed as interrupted, so the later ones shift)."""
+    return [{k: v for k, v in r.to_dict().items() if k != "trial"} for r in state.records]
+
+
+@pytest.mark.parametrize("case", REPLAYED)
+def test_a_resumed_search_proposes_what_an_uninterrupted_one_does(tmp_path, table, monkeypatch, case) -> None:
+    """Killed after any commit and resumed, a search has the same candidates in the same order
+    (and the same duplicates) as the same search never killed: the strategy's state, its random
+    generator included, is rebuilt from the store as the uninterrupted run built it."""
+    settings = dict(REPLAYED[case])
+    if case == "evolution":
+        start = tmp_path / "fbnet_c.json"
+        zoo.get("fbnet_c").replace(num_classes=10, resolution=32).save(start)
+        settings["start_from"] = str(start)
+    if case == "evolution-repeats":
+        repeat_every_third(monkeypatch)
+
+    def search_in(root: Path) -> Search:
+        return Search.from_config(config(root, table, **settings), score=HashScore(), num_classes=10)
+
+    with kill_after(None) as count:
+        reference = search_in(tmp_path / "reference").run(progress=False)
+    expected = candidates(reference)
+    assert {"complete", "infeasible"} <= {c["state"] for c in expected}
+    assert (reference.duplicates > 0) == (case == "evolution-repeats")
+    for n in range(1, count[0]):
+        with kill_after(n), pytest.raises(Killed):
+            search_in(tmp_path / f"kill{n}").run(progress=False)
+        resumed = search_in(tmp_path / f"kill{n}").run(progress=False)
+        assert candidates(resumed) == expected, n
+        assert resumed.duplicates == reference.duplicates, n

@@ -7,7 +7,9 @@ outcome in the store *before* telling the strategy. The driver alone reads and w
 and the result cache: a cached candidate is never submitted, and executors (a Ray cluster's
 workers included) run the uncached evaluator and only return results. A killed run started again with the same
 command replays the store into a fresh strategy and goes on: nothing evaluated is lost, and a
-candidate already evaluated is never evaluated again (its known result is reused).
+candidate already evaluated is never evaluated again (its known result is reused). With one
+worker, the resumed run proposes the same candidates in the same order as a run never killed
+(see :meth:`Search._replay`).
 
 The run directory holds ``config.json``, ``study.db`` (unless another storage was given),
 ``cache/`` (evaluator results by architecture hash), and the outputs of :mod:`nas.search.report`.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +191,8 @@ class Evaluation:
         runner's rules, in-process and in order)."""
         metrics, reason, infeasible = self.screen_arch(arch)
         if reason is not None:
-            return Record(number, point, arch, "infeasible" if infeasible else "failed", metrics, None, reason)
+            return Record(number, point, arch, "infeasible" if infeasible else "failed", metrics, None, reason,
+                          scored=False)
         result = self.score.evaluate(arch)
         metrics = {**metrics, **result.metrics}
         values, reason = self.outcome(metrics, result)
@@ -308,13 +312,31 @@ class Search:
         return self.evaluation.num_classes
 
     # ------------------------------------------------------------------------------- helpers
-    def _replay(self) -> list[Arch]:
-        """Feed the store's history to the strategy; return interrupted candidates to redo."""
-        redo = self.store.recover_interrupted()
-        for record in self.store.history():
+    def _replay(self) -> tuple[deque[Record], list[Arch]]:
+        """The store's judged candidates in trial order, which :meth:`run` replays, and those a
+        killed run left unjudged (their trials are closed as interrupted).
+
+        Why replay by running again: a strategy's state is more than its tells. Its random
+        generator also moved on for proposals the store never saw (duplicates, reused without a
+        trial; an ask a kill cut short), and an Optuna study numbers those asks too. So a resumed
+        run starts the search over with the fresh strategy (same seed) and asks it exactly as the
+        killed run did; each candidate the store judged is told its stored outcome instead of being
+        screened and scored again. The strategy sees the same asks and tells in the same order as
+        in a run never killed, and goes on to propose what that run would have: with one worker, a
+        resumed search's candidates and their order do not depend on when it was killed."""
+        interrupted = self.store.recover_interrupted()
+        return deque(self.store.history()), interrupted
+
+    def _tell_history(self, replay: deque[Record]) -> list[Record]:
+        """Add the stored candidates left in ``replay`` to the state and tell them to the strategy
+        as points it did not ask for (the run no longer follows the killed run's order: several
+        workers finished in another order, the strategy changed, the budget shrank); return them."""
+        told = list(replay)
+        replay.clear()
+        for record in told:
             self.state.add(record)
             self.strategy.tell(record.point, self._strategy_values(record))
-        return redo
+        return told
 
     def _strategy_values(self, record: Record) -> tuple[float, ...] | None:
         if record.state != "complete":
@@ -329,19 +351,17 @@ class Search:
 
         # Executors run the uncached evaluator; the driver alone reads and writes the cache.
         executor = executor or InProcessExecutor(self.score.inner)
-        redo = self._replay()
-        redo += [a for a in self.start if a.hash() not in self.state.by_hash and a not in redo]
+        replay, interrupted = self._replay()
+        redo = list(self.start)
         budget = self.config.budget
         deadline = None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s
         pending: dict[int, tuple[Point, Arch, int, dict[str, float]]] = {}
         ticket = 0
         idle = 0
-        scored = {m.name for m in self.score.metrics}
-        passed = any(scored & set(r.metrics) for r in self.state.records)  # a candidate got past the screen
+        passed = False  # a candidate got past the screen
         rejected: list[Record] = []
-        bar = tqdm(total=budget, initial=min(self.state.evaluated, budget), desc=f"search {self.config.space}",
+        bar = tqdm(total=budget, initial=min(sum(r.evaluated for r in replay), budget), desc=f"search {self.config.space}",
                    unit="cand", disable=not progress, dynamic_ncols=True)
-        self._update_bar(bar)
         try:
             while True:
                 # Fill every free slot (no new work once the budget is covered or time is up).
@@ -355,11 +375,33 @@ class Search:
                         point = self.strategy.ask()
                         arch = self.space.decode(point)
                     known = self.state.by_hash.get(arch.hash())
+                    if replay and known is None and arch.hash() != replay[0].arch.hash():
+                        logger.warning("resuming: the strategy proposes other candidates than the stored run did; "
+                                       "telling it the %d stored ones left as history", len(replay))
+                        told = self._tell_history(replay)
+                        passed = passed or any(r.scored for r in told)
+                        redo[:0] = [a for a in interrupted if a.hash() not in self.state.by_hash]
+                        known = self.state.by_hash.get(arch.hash())
                     if known is not None or any(p[1] == arch for p in pending.values()):
                         # Already evaluated (or in flight): reuse, never evaluate twice.
                         self.state.duplicates += 1
                         self.strategy.tell(point, None if known is None else self._strategy_values(known))
                         idle += 1
+                    elif replay:  # judged by the killed run: its stored outcome, as the run then went on
+                        record = replay.popleft()
+                        self.state.add(record)
+                        self.strategy.tell(point, self._strategy_values(record))
+                        if record.scored:
+                            idle = 0
+                            passed = True
+                        else:
+                            idle += 1
+                            if not passed:
+                                rejected.append(record)
+                                if len(rejected) >= MAX_FRUITLESS_START:
+                                    raise ValueError(self._fruitless(rejected))
+                        if not replay:
+                            self._update_bar(bar)
                     else:
                         missing = self.evaluation.missing_ops(arch) if self.config.measure_missing else []
                         if missing:  # the screen measures them: say so while it does
@@ -371,7 +413,7 @@ class Search:
                         if reason is not None:
                             self.store.finish(trial, metrics, None, reason, infeasible=infeasible, at_screen=True)
                             record = Record(trial, point, arch, "infeasible" if infeasible else "failed",
-                                            metrics, None, reason)
+                                            metrics, None, reason, scored=False)
                             self._finish(record, on_record)
                             self.strategy.tell(point, None)
                             idle += 1
@@ -402,6 +444,7 @@ class Search:
                     self._scored(point, arch, trial, metrics, result, on_record, bar)
                 if idle >= _MAX_IDLE_PROPOSALS:
                     break
+            self._tell_history(replay)  # stored candidates past where this run stopped (a smaller budget)
         finally:
             bar.close()
             executor.close()

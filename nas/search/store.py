@@ -124,6 +124,9 @@ class Record:
     metrics: dict[str, float]
     values: tuple[float, ...] | None
     reason: str | None
+    scored: bool = True
+    """Whether the candidate got past the screen to the score evaluator (a resumed run replays
+    the runner's stopping rules, which count proposals the screen rejected)."""
 
     @property
     def evaluated(self) -> bool:
@@ -207,7 +210,8 @@ class RunStore:
             values = outcome["values"]
             return Record(t.number, point, arch, str(outcome["state"]),
                           {str(k): float(v) for k, v in outcome["metrics"].items()},
-                          None if values is None else tuple(float(v) for v in values), outcome["reason"])
+                          None if values is None else tuple(float(v) for v in values), outcome["reason"],
+                          outcome["state"] != "infeasible" and outcome.get("scored") is not False)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{self.where}: trial {t.number}: the stored outcome is invalid ({exc!r}); the store "
                              "was altered: use another --out directory") from None
