@@ -10,6 +10,10 @@ per result::
 Every write is atomic (temp file + rename, :mod:`nas.io`), so a killed search never leaves a
 half-written entry and concurrent workers at worst write the same entry twice. A file that cannot
 be parsed is treated as a miss (and logged), then overwritten. No pickle anywhere.
+
+A cache written by a litenas whose hashes covered every argument (:func:`nas.arch.legacy_hash`)
+is still read: :meth:`Cached.lookup` falls back to an architecture's legacy hash, so a search
+resumed after upgrading evaluates nothing again.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import json
 import logging
 import os
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evaluators.base import Evaluator, Result
-from nas.arch import Arch
+from nas.arch import Arch, legacy_hash
 from nas.io import atomic_write_json, parse_json_object
 
 __all__ = ["CACHE_VERSION", "config_digest", "ResultCache", "JsonCache", "Cached"]
@@ -122,8 +127,15 @@ class Cached(Evaluator):
         self.inner.check(arch)
 
     def lookup(self, arch: Arch) -> Result | None:
-        """The stored result of ``arch``, or ``None`` (the inner evaluator is not called)."""
-        return self.cache.get(self.name, self._digest, arch.hash())
+        """The stored result of ``arch``, or ``None`` (the inner evaluator is not called). A result
+        an older litenas stored under the architecture's legacy hash is found too, and returned
+        under the current one."""
+        h = arch.hash()
+        hit = self.cache.get(self.name, self._digest, h)
+        if hit is None:
+            hit = self.cache.get(self.name, self._digest, legacy_hash(arch))
+            hit = None if hit is None else replace(hit, arch_hash=h)
+        return hit
 
     def store(self, arch: Arch, result: Result) -> None:
         """Keep ``result`` of ``arch`` (a result of the inner evaluator computed elsewhere, e.g. on

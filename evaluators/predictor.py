@@ -35,7 +35,7 @@ import torch
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.proxies import kendall_tau
 from evaluators.trained_nets import TrainedNet
-from nas.arch import Arch
+from nas.arch import Arch, legacy_hash
 from nas.complexity import complexity
 from nas.io import JSONFileError, atomic_write_json, read_json_file
 from search_spaces.space import SearchSpace
@@ -217,7 +217,8 @@ def resolve_predictor(name_or_path: str | os.PathLike[str]) -> Path:
 class Predictor:
     """A fitted predictor: the space it encodes, the data it was fitted on, the chosen model, the
     cross-validation report, and the hashes of the networks it was fitted on (their predictions are
-    in-sample: a report says so)."""
+    in-sample: a report says so; a file fitted by an older litenas holds their legacy hashes,
+    :func:`nas.arch.legacy_hash`, which :class:`PredictedAccuracy` recognises as well)."""
 
     space: str
     resolution: int | None
@@ -331,6 +332,6 @@ class PredictedAccuracy(BaseEvaluator):
     def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:
         mean, spread = self.predictor.predict(self.featurizer(arch))
         info: dict[str, Any] = {} if spread is None else {"top1_std": float(spread[0])}
-        if arch.hash() in self._fitted_on:
+        if arch.hash() in self._fitted_on or legacy_hash(arch) in self._fitted_on:
             info["note"] = "in-sample: the predictor was fitted on this network's measured top-1"
         return {"top1": float(mean[0])}, info

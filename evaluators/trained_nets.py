@@ -10,6 +10,10 @@ replaces it. The file is rewritten atomically after every addition, so a long co
 
 Sources: the ranking benchmark, ``nas train`` runs (:func:`record_from_run`) and the search's train
 evaluator results can all be collected into one file.
+
+A record's hash is derived from its architecture. A file written by a litenas whose hashes covered
+every argument holds the legacy hash (:func:`nas.arch.legacy_hash`); it loads under the current
+hash, and the next :meth:`TrainedNets.add` writes the current one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.arch import Arch
+from nas.arch import Arch, legacy_hash
 from nas.io import JSONFileError, atomic_write_json, read_json_file
 
 __all__ = ["FORMAT", "VERSION", "TrainedNet", "TrainedNets", "record_from_run"]
@@ -94,7 +98,7 @@ class TrainedNets:
             raise JSONFileError(f"{self.path}: field 'records': expected an array, got {type(rows).__name__}")
         for i, row in enumerate(rows):
             try:
-                rec = TrainedNet(**row)
+                rec = TrainedNet(**_with_current_hash(row))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{self.path}: record {i}: {exc}") from None
             self._records[rec.key] = rec
@@ -122,6 +126,16 @@ class TrainedNets:
         digest = None if recipe is None else _recipe_key(recipe)
         return [r for r in self if (data_fingerprint is None or r.data["fingerprint"] == data_fingerprint)
                 and (digest is None or _recipe_key(r.recipe) == digest)]
+
+
+def _with_current_hash(row: Any) -> Any:
+    """``row`` with a legacy ``arch_hash`` (that of its ``arch`` under the old hash) replaced by the
+    current one; anything else is left for :class:`TrainedNet` to accept or refuse."""
+    try:
+        arch = Arch.from_str(row["arch"])
+        return {**row, "arch_hash": arch.hash()} if row["arch_hash"] == legacy_hash(arch) else row
+    except (KeyError, TypeError, ValueError):
+        return row
 
 
 def record_from_run(run_dir: str | os.PathLike[str]) -> TrainedNet:

@@ -1,10 +1,10 @@
 """The latency table: a versioned JSON file of per-op timings, and its reader and writer.
 
-Layout (``format`` ``litenas.latency_table``, ``version`` 1)::
+Layout (``format`` ``litenas.latency_table``, ``version`` 2)::
 
     {
      "format": "litenas.latency_table",
-     "version": 1,
+     "version": 2,
      "meta": {"device": "cpu", "device_name": "AMD EPYC", "torch": "2.13.0+cpu", "threads": 1,
               "batch_size": 1, "dtype": "float32", "backend": "eager", "channels_last": false,
               "clock": "wall", "cache": "cold", "resolution": 224, "space": "fbnet",
@@ -14,6 +14,13 @@ Layout (``format`` ``litenas.latency_table``, ``version`` 1)::
      "calibration": null | {"method": "linear", "coef": {"sum": 1.01, "const": 0.4}, ...},
      "entries": {"<OpConfig.key()>": {"median_ms": 0.81, "p10_ms": 0.79, "p90_ms": 0.86, "n": 120}}
     }
+
+Keys are canonical (:meth:`~search_spaces.registry.OpConfig.key`: the arguments that differ from
+their defaults), and so are the hashes of the networks a calibration records
+(:meth:`nas.arch.Arch.hash`). A version-1 table wrote every argument into its keys and hashed
+networks over every argument; loading one re-keys its entries (and the probe an adapted table
+recorded) and re-hashes its records from their architectures, so it predicts exactly as before;
+saving it writes version 2.
 
 Every problem in a file (not JSON, truncated, another format, a newer version, a missing or
 mistyped field, an impossible timing) raises :class:`TableError`, a ``ValueError`` whose message
@@ -30,16 +37,20 @@ import os
 import platform
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from latency_tables.device import device_name, fingerprint
+from nas.arch import Arch
+from search_spaces.registry import OpConfig
 
 TABLE_FORMAT = "litenas.latency_table"
-TABLE_VERSION = 1
+TABLE_VERSION = 2
+_READABLE_VERSIONS = (1, TABLE_VERSION)
+"""Version 1: keys and record hashes over every argument, re-keyed on load (see the module doc)."""
 
 # Metadata every table carries, with the type each must have.
 _META_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -250,6 +261,42 @@ def _check_entry(key: str, value: Any, where: str) -> Timing:
     return Timing(nums["median_ms"], nums["p10_ms"], nums["p90_ms"], n)
 
 
+def _canonical_key(key: str) -> str:
+    """``key`` as :meth:`~search_spaces.registry.OpConfig.key` writes it now (a key written with
+    every argument loses those equal to their defaults); a key this registry cannot read is kept as
+    it is (no configuration looks it up)."""
+    try:
+        return OpConfig.from_key(key).key()
+    except ValueError:
+        return key
+
+
+def _current_hash(record: dict[str, Any]) -> dict[str, Any]:
+    """A calibration record with its ``hash`` derived from its ``arch`` (kept when it has none
+    that parses: records written before the architecture was kept in them)."""
+    try:
+        return {**record, "hash": Arch.from_str(str(record["arch"])).hash()}
+    except (KeyError, ValueError):
+        return record
+
+
+def _from_version_1(meta: dict[str, Any], entries: dict[str, Timing], calibration: Calibration | None
+                    ) -> tuple[dict[str, Any], dict[str, Timing], Calibration | None]:
+    """A version-1 table's contents in version 2's form: canonical keys for its entries and for
+    the probe an adapted table recorded (``meta["probe"]["ms"]``), current hashes for its
+    calibration records. Two keys that name one configuration keep the first one's timing (a
+    table litenas wrote has none)."""
+    rekeyed: dict[str, Timing] = {}
+    for key, timing in entries.items():
+        rekeyed.setdefault(_canonical_key(key), timing)
+    probe = meta.get("probe")
+    if isinstance(probe, dict) and isinstance(probe.get("ms"), dict):
+        meta["probe"] = {**probe, "ms": {_canonical_key(str(k)): v for k, v in probe["ms"].items()}}
+    if calibration is not None:
+        calibration = replace(calibration, records=[_current_hash(r) for r in calibration.records])
+    return meta, rekeyed, calibration
+
+
 class LatencyTable:
     """Per-op timings measured under one set of conditions (the metadata), keyed by
     :meth:`search_spaces.registry.OpConfig.key`.
@@ -344,8 +391,9 @@ class LatencyTable:
         if fmt != TABLE_FORMAT:
             raise TableError(f"{source}: not a litenas latency table ('format' is {fmt!r}, expected {TABLE_FORMAT!r})")
         version = data.get("version")
-        if version != TABLE_VERSION:
-            raise TableError(f"{source}: unsupported table version {version!r} (this litenas reads {TABLE_VERSION})")
+        if isinstance(version, bool) or version not in _READABLE_VERSIONS:
+            raise TableError(f"{source}: unsupported table version {version!r} (this litenas reads "
+                             f"{' and '.join(map(str, _READABLE_VERSIONS))})")
         for name in ("meta", "entries"):
             if name not in data:
                 raise TableError(f"{source}: field {name!r} missing")
@@ -364,6 +412,8 @@ class LatencyTable:
         entries = {str(k): _check_entry(str(k), v, source) for k, v in entries_raw.items()}
         cal_raw = data.get("calibration")
         calibration = None if cal_raw is None else Calibration.from_dict(cal_raw, source)
+        if version == 1:
+            return cls(*_from_version_1(dict(meta), entries, calibration))
         return cls(dict(meta), entries, calibration)
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,18 +78,22 @@ class Block:
         return Block.make(self.op, {**self.kwargs, **changes})
 
     def non_default_args(self) -> dict[str, Any]:
-        """Arguments that differ from the op's defaults (required ones always included)."""
-        spec = self.spec
-        out = {}
-        for name, value in self.args:
-            f = spec.field_by_name[name]
-            if f.required or f.default != value or type(f.default) is not type(value):
-                out[name] = value
-        return out
+        """The canonical arguments: those that differ from the op's defaults (required ones
+        always), in field order (:meth:`~search_spaces.registry.OpSpec.non_default_args`)."""
+        return self.spec.non_default_args(self.args)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; tuples become lists. Defaults are written too (explicit files)."""
-        return {"op": self.op, "args": {k: list(v) if isinstance(v, tuple) else v for k, v in self.args}}
+        return _block_dict(self.op, self.args)
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the arguments equal to their defaults: what the hash covers."""
+        return _block_dict(self.op, self.non_default_args().items())
+
+
+def _block_dict(op: str, args: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """``{"op": ..., "args": ...}`` of ``args``, tuples as lists."""
+    return {"op": op, "args": {k: list(v) if isinstance(v, tuple) else v for k, v in args}}
 
 
 @dataclass(frozen=True)
@@ -211,15 +215,25 @@ class Arch:
 
     # ----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description, every argument written (defaults included: explicit files)."""
+        return self._dict(Block.to_dict)
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` with every argument equal to its field's default left out: one form
+        per network whatever the registry's defaulted fields, and what :meth:`hash` covers. It is
+        a valid description too (:meth:`from_dict` fills the defaults back in)."""
+        return self._dict(Block.canonical_dict)
+
+    def _dict(self, block_dict: Callable[[Block], dict[str, Any]]) -> dict[str, Any]:
         return {
             "format": ARCH_FORMAT,
             "version": ARCH_VERSION,
             "resolution": self.resolution,
             "in_chans": self.in_chans,
             "num_classes": self.num_classes,
-            "stem": self.stem.to_dict(),
-            "blocks": [b.to_dict() for b in self.blocks],
-            "head": self.head.to_dict(),
+            "stem": block_dict(self.stem),
+            "blocks": [block_dict(b) for b in self.blocks],
+            "head": block_dict(self.head),
         }
 
     def to_json(self, indent: int | None = 1) -> str:
@@ -302,9 +316,48 @@ class Arch:
             raise ArchError(f"{p}: {exc}") from None
 
     def hash(self) -> str:
-        """Stable content hash (16 hex digits of SHA-256 over canonical JSON)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """Stable content hash: 16 hex digits of SHA-256 over the JSON of :meth:`canonical_dict`
+        (sorted keys, no spaces), so a field added to an op with a default changes no hash."""
+        return _digest(self.canonical_dict())
+
+
+def _digest(data: dict[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# The fields of every op when hashes still covered every argument (litenas before canonical
+# hashes); :func:`legacy_hash` writes these, so a field added since does not move it.
+_LEGACY_FIELDS: dict[str, tuple[str, ...]] = {
+    "cn": ("out_chs", "kernel", "stride", "act", "groups"),
+    "ds": ("out_chs", "kernel", "stride", "act", "se_ratio", "se_style", "pw_act", "noskip", "downsample"),
+    "ghost": ("out_chs", "mid_chs", "kernel", "stride", "act", "se_ratio", "se_style", "ratio", "cheap_kernel",
+              "downsample"),
+    "hardnet": ("growth", "mult", "layers", "layer", "act"),
+    "hc": ("out_chs", "act", "dropout"),
+    "hp": ("hidden", "act", "dropout"),
+    "hybrid": ("out_chs", "act"),
+    "ir": ("out_chs", "kernel", "stride", "exp_ratio", "act", "se_ratio", "se_style", "exp_groups", "proj_groups",
+           "shuffle", "noskip", "downsample"),
+    "mp": ("kernel", "stride"),
+    "shuffle": ("out_chs", "kernel", "stride", "act", "variant", "downsample"),
+    "skip": ("out_chs", "stride"),
+}
+
+
+def legacy_hash(arch: Arch) -> str:
+    """The hash older litenas gave ``arch`` (SHA-256 over :meth:`Arch.to_dict`, defaults included).
+
+    Kept for one purpose only: finding what an older litenas stored under that hash (a run's
+    evaluator result cache, trained-network records, a training run's identity, a predictor's
+    ``fitted_on``), so an upgraded user's work is not redone. Nothing new is keyed by it. An op
+    registered since has no legacy files; its arguments are all written.
+    """
+    def block(b: Block) -> dict[str, Any]:
+        names = _LEGACY_FIELDS.get(b.op)
+        return _block_dict(b.op, [(k, v) for k, v in b.args if names is None or k in names])
+
+    return _digest(arch._dict(block))
 
 
 def _block_from_dict(data: Any, role: str, index: int | None) -> Block:

@@ -7,14 +7,20 @@ needs. Everything else in litenas (the :class:`nas.Arch` validator, the string c
 builder, the latency-table key, the complexity counter) asks the registry instead of dispatching
 on op names itself.
 
+What identifies a configuration is its *canonical* argument set (:meth:`OpSpec.non_default_args`):
+an argument equal to its field's default is left out. Latency-table keys (:meth:`OpConfig.key`),
+architecture hashes (:meth:`nas.arch.Arch.hash`) and the compact string form are written from it,
+so a field added to an op with a default changes none of them for what could be described
+before.
+
 The registry is filled once, at import time, by the modules of :mod:`search_spaces.ops`; nothing
-writes into it afterwards (tests included).
+writes into it afterwards (a test that swaps an op's spec for one with an extra field restores it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +107,12 @@ class Field:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"field {self.name!r}: unknown kind {self.kind!r}")
+        # A default in normal form is what makes "equal to the default" exact: the canonical
+        # forms (latency-table keys, architecture hashes) leave such an argument out.
+        if not self.required:
+            normal = self.normalise(self.default)
+            if normal != self.default or type(normal) is not type(self.default):
+                raise ValueError(f"field {self.name!r}: default {self.default!r} is not in normal form ({normal!r})")
 
     @property
     def required(self) -> bool:
@@ -190,6 +202,16 @@ class OpSpec:
                 out[f.name] = f.default
         return out
 
+    def non_default_args(self, args: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
+        """The canonical form of normalised ``args``: those that differ from their field's default
+        (required ones always), in field order.
+
+        Latency-table keys and architecture hashes are written from this, so adding a field with
+        a default to an op changes no key and no hash of a configuration that existed before."""
+        given = dict(args)
+        return {f.name: given[f.name] for f in self.fields
+                if f.name in given and (f.required or given[f.name] != f.default)}
+
 
 _REGISTRY: dict[str, OpSpec] = {}
 
@@ -232,8 +254,8 @@ def registered_ops() -> list[OpSpec]:
 class OpConfig:
     """One op configuration as it stands in a network: the unit a latency table measures.
 
-    ``args`` are the normalised arguments as ``(name, value)`` pairs in field order;
-    ``num_classes`` matters for heads only (0 elsewhere).
+    ``args`` are the normalised arguments of every field, defaults included, as ``(name, value)``
+    pairs in field order; ``num_classes`` matters for heads only (0 elsewhere).
     """
 
     op: str
@@ -244,42 +266,56 @@ class OpConfig:
 
     def key(self) -> str:
         """Stable, readable latency-table key: ``op|CxHxW|field=value,...`` (``|n=classes`` for
-        heads). Every argument is written in field order, so the key never depends on how the
-        description was spelled."""
-        parts = []
-        for name, v in self.args:
-            if isinstance(v, tuple):
-                v = ".".join(str(x) for x in v)
-            elif isinstance(v, bool):
-                v = int(v)
-            parts.append(f"{name}={v}")
-        key = f"{self.op}|{self.in_chs}x{self.in_size}x{self.in_size}|{','.join(parts)}"
+        heads), the arguments that differ from their defaults in field order
+        (:meth:`OpSpec.non_default_args`): the key never depends on how the description was
+        spelled, and a field added to the op with a default leaves it unchanged."""
+        return self._key_of(get_op(self.op).non_default_args(self.args))
+
+    def _key_of(self, args: Mapping[str, Any]) -> str:
+        """The key written with exactly ``args`` (in their order)."""
+        body = ",".join(f"{name}={_key_value(v)}" for name, v in args.items())
+        key = f"{self.op}|{self.in_chs}x{self.in_size}x{self.in_size}|{body}"
         return key + (f"|n={self.num_classes}" if self.num_classes else "")
 
     @classmethod
     def from_key(cls, key: str) -> OpConfig:
-        """The configuration a :meth:`key` names (the inverse of :meth:`key`); ``ValueError``
-        naming the key when it is not one this registry would write."""
+        """The configuration a key names (the inverse of :meth:`key`); a field the key leaves out
+        takes its default, so keys written with every argument (latency tables before version 2)
+        read back as well. ``ValueError`` naming the key when it is not one this registry would
+        write: an unknown op or field, a missing required field, a value spelled otherwise than
+        :meth:`key` spells it, fields out of order."""
         try:
             op, shape, body, *rest = key.split("|")
             chs, size, size2 = (int(v) for v in shape.split("x"))
             spec = get_op(op)
             raw = dict(part.split("=", 1) for part in body.split(",")) if body else {}
-            args = tuple((f.name, f.normalise(_parse_key_value(f.kind, raw.pop(f.name)))) for f in spec.fields
-                         if f.name in raw)
+            unknown = sorted(set(raw) - set(spec.field_by_name))
+            if unknown:
+                raise ValueError(f"op {op!r} has no field {unknown[0]!r}")
+            given = {f.name: f.normalise(_parse_key_value(f.kind, raw[f.name])) for f in spec.fields if f.name in raw}
+            args = spec.normalise_args(given)
             num_classes = int(rest[0].removeprefix("n=")) if rest else 0
-            if raw or size != size2 or len(rest) > 1:
-                raise ValueError("unknown arguments, a non-square shape or extra parts")
+            if size != size2 or len(rest) > 1:
+                raise ValueError("a non-square shape or extra parts")
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a latency-table key of this registry: {key!r} ({exc})") from None
-        config = cls(op, args, chs, size, num_classes)
-        if config.key() != key:
+        config = cls(op, tuple(args.items()), chs, size, num_classes)
+        if config._key_of(given) != key:
             raise ValueError(f"not a latency-table key of this registry: {key!r} (reads back as {config.key()!r})")
         return config
 
     def build(self) -> nn.Module:
         """The op alone, as a module (for measuring it in isolation)."""
         return get_op(self.op).build(OpContext(self.in_chs, self.num_classes), dict(self.args))
+
+
+def _key_value(value: Any) -> str:
+    """A field value as a key writes it: kernels ``3.5.7``, bools 0/1."""
+    if isinstance(value, tuple):
+        return ".".join(str(x) for x in value)
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
 
 
 def _parse_key_value(kind: str, text: str) -> Any:

@@ -52,7 +52,7 @@ class HashScore(BaseEvaluator):
     def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:
         h = arch.hash()
         self.calls[h] += 1
-        if h.startswith("7"):
+        if h.startswith("9"):
             raise RuntimeError("diverged")
         return {"synflow": 1.0 + int(h[:6], 16) / 2**24}, {}
 

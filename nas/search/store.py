@@ -2,7 +2,8 @@
 
 Every candidate is a trial whose params are the labels of its choices (so ``optuna-dashboard``
 shows the search), with user attributes holding the architecture's compact string (``arch``), its
-hash and, once it is judged, its ``outcome`` (state, every metric, objective values, failure
+hash (for people and dashboards: reading the store derives every hash from ``arch``, so a study
+written under older hashes resumes unchanged) and, once it is judged, its ``outcome`` (state, every metric, objective values, failure
 reason, whether the score evaluator saw it). States:
 
 - ``COMPLETE``: evaluated; values are the objective values.

@@ -15,7 +15,8 @@ The directory holds:
 
 Started again with the same settings, a run resumes after its last finished epoch and ends with the
 same weights as an uninterrupted run; other settings in the same directory are refused with a
-message naming what differs.
+message naming what differs. A run begun by a litenas whose architecture hashes covered every
+argument resumes too (its identity's hash is the architecture's :func:`~nas.arch.legacy_hash`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from evaluators.training.engine import Diverged, EpochRecord, StepLoss, Trainer
 from evaluators.training.plan import ExecutionPlan
 from evaluators.training.recipe import TrainConfig
 from evaluators.training.sources import BatchSource
-from nas.arch import Arch
+from nas.arch import Arch, legacy_hash
 from nas.io import JSONFileError, atomic_path, atomic_write_json, parse_json_object, read_json_file
 
 __all__ = ["CHECKPOINT_FORMAT", "TrainRun", "file_digest"]
@@ -110,6 +111,8 @@ class TrainRun:
 
     # ------------------------------------------------------------------------ identity
     def _check_identity(self, stored: Mapping[str, Any], where: Path) -> None:
+        if self.arch is not None and stored.get("arch") == legacy_hash(self.arch):
+            stored = {**stored, "arch": self.arch.hash()}  # a run begun by a litenas with the old hashes
         diff = _differences(stored, self.identity)
         if diff:
             raise ValueError(f"{where} belongs to another training run ({'; '.join(diff[:6])}"
