@@ -77,7 +77,7 @@ CASES: list[tuple[str, str, tuple[str, ...], dict[str, str]]] = [
     ("table-negative-calibration", SEARCH.replace("{table}", "{bad}/table_negative_calibration.json"),
      ("table_negative_calibration.json", "calibration", "<= 0"), {}),
     ("table-truncated", SEARCH.replace("{table}", "{bad}/table_truncated.json"), ("table_truncated.json",), {}),
-    ("study-db-damaged", SEARCH, ("study.db", "cache"), {"run/study.db": "{bad}/study_not_a_database.db"}),
+    ("study-db-damaged", SEARCH.replace("--data none", "--data synthetic"), ("study.db", "cache"), {"run/study.db": "{bad}/study_not_a_database.db"}),
     ("calibrate-zero-table", "latency calibrate --table {bad}/table_zero_entry.json -n 1",
      ("table_zero_entry.json",), {}),
     ("space-sample-seed", "space sample mobile --seed -1", ("--seed",), {}),
@@ -223,11 +223,13 @@ def test_constraints_that_admit_nothing_stop_the_search_early(tmp_path, table, c
     assert "none of the first 4 candidates" in err and "relax --max-latency-ms 0.001" in err
 
 
-def test_a_table_that_misses_the_space_s_ops_exits_non_zero_with_the_reason(tmp_path, table, capsys) -> None:
+def test_a_table_that_misses_the_space_s_ops_is_refused_before_the_search_starts(tmp_path, table, capsys) -> None:
     # data-free: the networks get the table's class count, 1000 here, whose heads the table lacks
-    assert run_cli(SEARCH.format(table=table, tmp=tmp_path).split()) == 1
-    err = capsys.readouterr().err
-    assert "no candidate was scored" in err and "latency table has no entry" in err
+    assert run_cli(SEARCH.format(table=table, tmp=tmp_path).split()) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--latency-table {table}" in err and "lacks 1 of the 110 op configurations" in err
+    assert "hc|352x1x1|" in err and "--measure-missing" in err and "nas latency build --space fbnet" in err
+    assert not (tmp_path / "run").exists()
 
 
 def store(tmp_path: Path, identity: dict) -> RunStore:

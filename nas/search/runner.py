@@ -76,6 +76,22 @@ class RunState:
             self.infeasible += 1
 
 
+def _check_coverage(table: LatencyTable, space: SearchSpace, config: SearchConfig, resolution: int,
+                    num_classes: int) -> None:
+    """Refuse, before any candidate is proposed, a latency table that lacks ops the search can
+    meet (another space, resolution or class count): without ``--measure-missing`` every such
+    candidate would fail at the screen."""
+    needed = space.op_configs(resolution, core_only=True)
+    missing = [c.key() for c in needed if c.key() not in table.entries]
+    if missing:
+        raise ValueError(
+            f"--latency-table {config.latency_table} ({table.meta.get('space', '?')} @{table.resolution}px) lacks "
+            f"{len(missing)} of the {len(needed)} op configurations that `{config.space}` @{resolution}px with "
+            f"{num_classes} classes can use (e.g. {missing[0]}); give --measure-missing to time them on this "
+            f"machine as the search meets them, or a table built for this space: nas latency build --space "
+            f"{config.space} --resolution {resolution} --num-classes {num_classes} --out TABLE.json")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """How a search judges its candidates, shared by every strategy (the ask/tell runner and the
@@ -121,6 +137,8 @@ class Evaluation:
         space = get_space(config.space, resolution=resolution, num_classes=num_classes)
         if isinstance(score, SupernetAccuracy):  # propose only what the supernet can score
             space = ViewSpace(score.view)
+        if not config.measure_missing:
+            _check_coverage(table, space, config, resolution, num_classes)
         objective = Objective(
             kind=config.objective,
             metric=config.proxy if config.evaluator == "proxy" else "top1",
