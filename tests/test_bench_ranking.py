@@ -159,7 +159,8 @@ def _argv_tail(tmp: Path) -> list[str]:
     return ["--data", "synthetic", "--train-per-class", "8", "--test-per-class", "4", "--archs", "3", "--pool", "30",
             "--view-archs", "0",
             "--epochs", "1", "--threads", "1", "--no-fixed-points", "--quiet", "--estimators", "macs",
-            "--results", str(tmp / "trained.json"), "--scores", str(tmp / "scores.json"), "--out", str(tmp / "r2")]
+            "--results", str(tmp / "trained.json"), "--scores", str(tmp / "scores.json"), "--plan", str(tmp / "plan.json"),
+            "--out", str(tmp / "r2")]
 
 
 def test_estimator_table_is_extensible() -> None:
