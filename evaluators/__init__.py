@@ -26,7 +26,7 @@ from evaluators.complexity import ComplexityEvaluator
 from evaluators.datasets import Dataset, ImageSet, extract_archive, load_dataset, synthetic
 from evaluators.latency import MeasuredLatency, TableLatency
 from evaluators.predictor import PredictedAccuracy, Predictor, fit_predictor
-from evaluators.proxies import ZeroCostProxies, kendall_tau
+from evaluators.proxies import ZeroCostProxies
 from evaluators.supernet import OneShotSupernet, SupernetAccuracy
 from evaluators.train import TrainConfig, TrainedAccuracy
 from evaluators.trained_nets import TrainedNet, TrainedNets
@@ -57,7 +57,6 @@ __all__ = [
     "ZeroCostProxies",
     "extract_archive",
     "fit_predictor",
-    "kendall_tau",
     "load_dataset",
     "synthetic",
 ]

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from evaluators.base import BaseEvaluator, Metric
-from evaluators.proxies import kendall_tau
 from evaluators.trained_nets import TrainedNet
 from nas.arch import Arch, legacy_hash
 from nas.complexity import complexity
 from nas.io import JSONFileError, atomic_write_json, read_json_file
+from nas.rank_stats import kendall_tau
 from search_spaces.space import SearchSpace
 
 __all__ = ["MODELS", "FORMAT", "SHIPPED_DIR", "shipped_predictors", "resolve_predictor", "Featurizer", "Predictor",

@@ -15,7 +15,7 @@
 
 ``grad_norm`` and ``snip`` follow Abdelfattah et al., "Zero-Cost Proxies for Lightweight NAS",
 ICLR 2021, which evaluates all four as architecture rankers. Every proxy is "higher is better".
-:func:`kendall_tau` measures how well a proxy ranks architectures against trained accuracy.
+:func:`nas.rank_stats.kendall_tau` measures how well a proxy ranks architectures against trained accuracy.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from evaluators.train import check_compatible
 from nas.arch import Arch
 from nas.builder import build_model
 
-__all__ = ["PROXIES", "synflow", "naswot", "grad_norm", "snip", "ZeroCostProxies", "kendall_tau"]
+__all__ = ["PROXIES", "synflow", "naswot", "grad_norm", "snip", "ZeroCostProxies"]
 
 _RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.LeakyReLU, nn.GELU)
 
@@ -182,20 +182,3 @@ class ZeroCostProxies(BaseEvaluator):
                 torch.manual_seed(self.seed)
                 out[p] = PROXIES[p].score(build_model(arch).to(device), batch, shape)
         return out, {}
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b rank correlation of two equally long sequences (ties handled as in
-    scipy.stats.kendalltau); ``nan`` when either sequence is constant."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError(f"need two 1-D sequences of the same length >= 2, got {a.shape} and {b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("kendall_tau needs finite values")
-    i, j = np.triu_indices(len(a), k=1)
-    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-    concordant_minus_discordant = float((da * db).sum())
-    n_a, n_b = float((da != 0).sum()), float((db != 0).sum())
-    if n_a == 0 or n_b == 0:
-        return math.nan
-    return concordant_minus_discordant / math.sqrt(n_a * n_b)

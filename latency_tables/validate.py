@@ -30,52 +30,19 @@ from latency_tables.predict import LatencyPredictor
 from latency_tables.sampling import sample_archs, stratified_archs, zoo_archs
 from latency_tables.table import LatencyTable, now_iso
 from nas.arch import Arch
+from nas.rank_stats import kendall_tau, spearman_rho
 
 REPORT_FORMAT = "litenas.latency_validation"
 REPORT_VERSION = 1
 
 log = logging.getLogger(__name__)
 
-__all__ = ["rankdata", "kendall_tau", "spearman_rho", "metrics", "validate", "plot_report",
+__all__ = ["metrics", "validate", "plot_report",
            "add_arguments", "run", "main"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Figures
-
-
-def rankdata(x: Sequence[float]) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank (as ``scipy.stats.rankdata``)."""
-    a = np.asarray(x, dtype=np.float64)
-    order = np.argsort(a, kind="mergesort")
-    ranks = np.empty(a.size, dtype=np.float64)
-    sorted_a = a[order]
-    i = 0
-    while i < a.size:
-        j = i
-        while j + 1 < a.size and sorted_a[j + 1] == sorted_a[i]:
-            j += 1
-        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1
-        i = j + 1
-    return ranks
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties accounted for), as ``scipy.stats.kendalltau``."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    iu = np.triu_indices(a.size, k=1)
-    sa = np.sign(a[:, None] - a[None, :])[iu]
-    sb = np.sign(b[:, None] - b[None, :])[iu]
-    denom = np.sqrt(np.count_nonzero(sa) * np.count_nonzero(sb))
-    return float(np.sum(sa * sb) / denom) if denom else float("nan")
-
-
-def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rho: Pearson correlation of the (average) ranks."""
-    ra, rb = rankdata(x), rankdata(y)
-    if ra.size < 2 or np.std(ra) == 0 or np.std(rb) == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, Any]:

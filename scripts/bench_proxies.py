@@ -36,10 +36,11 @@ from _bench_common import (
 )
 from tqdm.auto import tqdm
 
-from evaluators import Cached, ComplexityEvaluator, JsonCache, ZeroCostProxies, kendall_tau
+from evaluators import Cached, ComplexityEvaluator, JsonCache, ZeroCostProxies
 from evaluators.proxies import PROXIES
 from nas.arch import Arch, ArchError
 from nas.io import atomic_write_json, atomic_write_text
+from nas.rank_stats import kendall_tau
 from search_spaces.spaces import get_space
 
 log = logging.getLogger("bench_proxies")

@@ -38,7 +38,7 @@ from latency_tables.table import (
     TableMismatchWarning,
     Timing,
 )
-from latency_tables.validate import kendall_tau, metrics, plot_report, rankdata, spearman_rho, validate
+from latency_tables.validate import metrics, plot_report, validate
 from nas.arch import Arch, Block
 from nas.builder import build_model
 
@@ -373,17 +373,6 @@ def test_fit_recovers_known_models():
 
 # ---------------------------------------------------------------------------------------------
 # Validation figures and report
-
-
-def test_rank_statistics_match_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=40)
-    y = x + rng.normal(scale=0.5, size=40)
-    y[:5] = y[5]  # ties
-    assert rankdata(y) == pytest.approx(stats.rankdata(y))
-    assert kendall_tau(x, y) == pytest.approx(stats.kendalltau(x, y)[0])
-    assert spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
 
 
 def test_metrics_shares():

@@ -24,15 +24,13 @@ from typing import Any
 
 from evaluators.predictor import Predictor, resolve_predictor, shipped_predictors
 from nas.search.dnas.settings import DNASSettings
+from nas.search.nni_strategies import NNI_STRATEGIES
 
 _DNAS = DNASSettings()  # the dnas_* defaults are the supernet settings' own
 
 DNAS_STRATEGIES = ("fbnet", "proxyless")
 """Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
 instead of proposing candidates one by one."""
-NNI_STRATEGIES = ("nni-evolution", "nni-random")
-"""NNI 3.0's strategies behind the ask/tell interface (:mod:`nas.search.nni_strategies`, extra
-``litenas[nni]``): single-objective, layer-wise spaces."""
 STRATEGIES = ("random", "evolution", "tpe", "nsga2", *DNAS_STRATEGIES, *NNI_STRATEGIES)
 EVALUATORS = ("proxy", "train", "predictor", "supernet")
 OBJECTIVES = ("reward", "pareto")

@@ -34,7 +34,8 @@ from search_spaces.space import Point, SearchSpace
 __all__ = ["NNIStrategy", "NNI_STRATEGIES"]
 
 NNI_STRATEGIES = ("nni-evolution", "nni-random")
-"""Strategy names of ``nas search`` that run an NNI strategy."""
+"""Strategy names of ``nas search`` that run one of NNI 3.0's strategies behind the ask/tell
+interface (extra ``litenas[nni]``): single-objective, layer-wise spaces."""
 
 
 class NNIStrategy(Strategy):

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from nas.search.config import NNI_STRATEGIES, SearchConfig
+from nas.search.config import SearchConfig
 from nas.search.evolution import RegularizedEvolution
+from nas.search.nni_strategies import NNI_STRATEGIES, NNIStrategy
 from nas.search.optuna_strategies import NSGA2, TPE
 from nas.search.random_search import RandomSearch
 from nas.search.strategy import Strategy
@@ -22,8 +23,6 @@ def make_strategy(config: SearchConfig, space: SearchSpace, n_objectives: int) -
     """The strategy ``config.strategy`` over ``space``, seeded with ``config.seed``."""
     name = config.strategy
     if name in NNI_STRATEGIES:
-        from nas.search.nni_strategies import NNIStrategy
-
         try:  # imports NNI, an optional extra
             return NNIStrategy(space, kind=name, seed=config.seed, n_objectives=n_objectives,
                                population=config.population, sample_size=config.sample_size)
