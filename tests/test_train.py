@@ -20,7 +20,7 @@ from evaluators.train import build_seeded
 from evaluators.training.engine import Trainer
 from evaluators.training.plan import plan_for
 from evaluators.training.sources import InMemoryBatches
-from nas.arch import Arch, Block
+from nas.arch import Arch, Block, legacy_hash
 from nas.cli import main
 from nas.export import export, load
 from nas.train import train
@@ -120,6 +120,18 @@ def test_another_recipe_or_architecture_in_the_same_directory_is_refused(arch_fi
     # the execution may change (threads, memory format): same run
     assert main(["train", str(arch_file), "--data", "synthetic", "--out", str(out), "--epochs", "1",
                  "--memory-format", "contiguous", *FAST]) == 0
+
+
+def test_a_run_begun_under_the_legacy_hash_resumes(arch_file: Path, tmp_path: Path) -> None:
+    # A run directory written by a litenas whose architecture hash covered every argument.
+    out = tmp_path / "run"
+    assert main(["train", str(arch_file), "--data", "synthetic", "--out", str(out), "--epochs", "1", *FAST]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["identity"]["arch"] == tiny().hash() != legacy_hash(tiny())
+    for stored, rc in ((legacy_hash(tiny()), 0), ("0123456789abcdef", 2)):
+        config["identity"]["arch"] = stored
+        (out / "config.json").write_text(json.dumps(config))
+        assert main(["train", str(arch_file), "--data", "synthetic", "--out", str(out), "--epochs", "1", *FAST]) == rc
 
 
 def test_fine_tuning_with_frozen_features_changes_only_the_classifier(tmp_path: Path) -> None:
