@@ -221,6 +221,7 @@ def test_constraints_that_admit_nothing_stop_the_search_early(tmp_path, table, c
     assert run_cli([*argv.split(), "--budget", "20"]) == 2
     err = capsys.readouterr().err
     assert "none of the first 4 candidates" in err and "relax --max-latency-ms 0.001" in err
+    assert "the lowest among them: latency_pred_ms " in err
 
 
 def test_a_table_that_misses_the_space_s_ops_is_refused_before_the_search_starts(tmp_path, table, capsys) -> None:

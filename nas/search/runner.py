@@ -478,7 +478,13 @@ class Search:
         if infeasible:
             limits = {k: v for k, v in vars(self.evaluation.constraints).items() if v is not None}
             flags = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in limits.items())
-            parts.append(f"{len(infeasible)} broke the constraints (e.g. {infeasible[0].reason}): relax {flags}")
+            lows = []
+            for metric in self.evaluation.constraints.metrics_needed():
+                seen = [r.metrics[metric] for r in infeasible if metric in r.metrics]
+                if seen:
+                    lows.append(f"{metric} {min(seen):.4g}")
+            lowest = f"; the lowest among them: {', '.join(lows)}" if lows else ""
+            parts.append(f"{len(infeasible)} broke the constraints (e.g. {infeasible[0].reason}{lowest}): relax {flags}")
         if failed:
             hint = ""
             if any("latency table has no entry" in (r.reason or "") for r in failed):
