@@ -12,7 +12,8 @@ ends by itself. It then checks what a user relies on:
 
 - the killed run evaluated exactly ``--budget`` distinct candidates;
 - its candidates, in order, with their states, metrics and rewards, equal the reference's
-  (``candidates.json``, less trial numbers: a trial cut by a kill keeps its number);
+  (``candidates.json``, less trial numbers: a trial cut by a kill keeps its number, so the
+  resumed run's later trials are numbered higher);
 - its report, Pareto front, fixed-point table and ``top/`` files are the reference's, byte for byte
   once the run directory's name is replaced.
 
@@ -105,10 +106,13 @@ def outputs(run_dir: Path) -> dict[str, Any]:
     def text(path: Path) -> str:
         return path.read_text().replace(str(run_dir), "RUN").replace(run_dir.name, "RUN")
 
-    candidates = [{k: v for k, v in c.items() if k != "trial"}
-                  for c in json.loads((run_dir / "candidates.json").read_text())]
-    files = {name: text(run_dir / name) for name in ("report.md", "pareto.json", "fixed_points.json")
-             if (run_dir / name).exists()}
+    def less_trials(path: Path) -> list[dict[str, Any]]:
+        return [{k: v for k, v in c.items() if k != "trial"} for c in json.loads(path.read_text())]
+
+    candidates = less_trials(run_dir / "candidates.json")
+    files = {name: text(run_dir / name) for name in ("report.md", "fixed_points.json") if (run_dir / name).exists()}
+    if (run_dir / "pareto.json").exists():
+        files["pareto.json"] = json.dumps(less_trials(run_dir / "pareto.json"), sort_keys=True)
     files.update({f"top/{p.name}": text(p) for p in sorted((run_dir / "top").glob("*"))})
     return {"candidates": candidates, "files": files}
 
@@ -174,8 +178,8 @@ def report(state: dict[str, Any], args: argparse.Namespace, argv: list[str], sec
         f"**{held} of {len(state)} jobs identical** to their uninterrupted run after {kills} SIGKILLs in all "
         f"(the whole process group, after a random delay of {args.kill_min_s:g}-{args.kill_max_s:g} s from each "
         f"start, at most {args.max_kills} per job; then the same command ran to its end). Identical: exactly "
-        "`--budget` distinct candidates evaluated; `candidates.json` (less trial numbers), `report.md`, "
-        "`pareto.json`, `fixed_points.json` and `top/` equal the reference's.",
+        "`--budget` distinct candidates evaluated; `candidates.json` and `pareto.json` (less trial numbers), "
+        "`report.md`, `fixed_points.json` and `top/` equal the reference's.",
         "",
         "| job | budget | uninterrupted (min) | kills (delays, s) | starts | result |",
         "|---|---:|---:|---|---:|---|",
