@@ -17,11 +17,15 @@ import torch
 from PIL import Image
 from test_search_runner import fake_table
 
+from latency_tables.predict import LatencyPredictor
+from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.cli import main
 from nas.io import JSONFileError, read_json_file
 from nas.search import runner
+from nas.search.dnas.supernet import LatencyModel
 from nas.search.store import RunStore, StoreError
+from search_spaces.layerwise import layerwise_view
 from search_spaces.spaces import get_space
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -216,12 +220,27 @@ def test_too_few_images_for_the_held_out_split_names_the_flag(tmp_path, table, c
 
 def test_constraints_that_admit_nothing_stop_the_search_early(tmp_path, table, capsys, monkeypatch) -> None:
     monkeypatch.setattr(runner, "MAX_FRUITLESS_START", 4)
-    argv = (SEARCH.format(table=table, tmp=tmp_path).replace("--max-latency-ms 50", "--max-latency-ms 0.001")
+    argv = (SEARCH.format(table=table, tmp=tmp_path).replace("--max-latency-ms 50", "--max-params 1000")
             .replace("--data none", "--data synthetic"))
     assert run_cli([*argv.split(), "--budget", "20"]) == 2
     err = capsys.readouterr().err
-    assert "none of the first 4 candidates" in err and "relax --max-latency-ms 0.001" in err
-    assert "the lowest among them: latency_pred_ms " in err
+    assert "none of the first 4 candidates" in err and "relax --max-params 1000" in err
+    assert "the lowest among them: params " in err
+
+
+def test_a_latency_limit_under_the_fastest_network_is_refused_up_front(tmp_path, table, capsys) -> None:
+    argv = (SEARCH.format(table=table, tmp=tmp_path).replace("--max-latency-ms 50", "--max-latency-ms 0.001")
+            .replace("--data none", "--data synthetic"))
+    assert run_cli(argv.split()) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--max-latency-ms 0.001: no network of `fbnet` can meet it; the fastest is predicted at" in err
+    assert not (tmp_path / "run").exists()
+    # the bound is a network of the space: every layer at its fastest candidate, as the table predicts it
+    view = layerwise_view(get_space("fbnet", resolution=32, num_classes=10))
+    model = LatencyModel.from_table(view, LatencyTable.load(table, check_env=False))
+    quickest = [int(c.argmin()) for c in model.costs()]
+    predicted = LatencyPredictor(LatencyTable.load(table, check_env=False)).predict(view.arch(quickest))
+    assert f"predicted at {predicted:.4g} ms" in err
 
 
 def test_a_table_that_misses_the_space_s_ops_is_refused_before_the_search_starts(tmp_path, table, capsys) -> None:

@@ -36,13 +36,15 @@ from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json
 from nas.search.config import SearchConfig
+from nas.search.dnas.supernet import LatencyModel
 from nas.search.executors import Executor, InProcessExecutor
 from nas.search.objectives import Constraints, Objective
 from nas.search.report import fixed_points_for, ranking_basis, score_fixed_points, write_report
 from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
-from search_spaces.layerwise import ViewSpace
+from search_spaces.fbnet import FBNetSpace
+from search_spaces.layerwise import ViewSpace, layerwise_view
 from search_spaces.space import Point, SearchSpace
 from search_spaces.spaces import get_space
 
@@ -92,6 +94,24 @@ def _check_coverage(table: LatencyTable, space: SearchSpace, config: SearchConfi
             f"{config.space} --resolution {resolution} --num-classes {num_classes} --out TABLE.json")
 
 
+def _check_reachable(table: LatencyTable, space: SearchSpace, config: SearchConfig) -> None:
+    """Refuse, before any candidate is proposed, a latency limit under the fastest network the
+    space holds, where the table gives that network exactly: in a layer-wise space (``fbnet``, a
+    supernet's part of a space) a layer's input does not depend on the other layers' choices, so
+    the table's per-layer minima add up to the fastest network. Other spaces are caught after
+    their first candidates (:data:`MAX_FRUITLESS_START`)."""
+    if config.max_latency_ms is None:
+        return
+    view = space.view if isinstance(space, ViewSpace) else layerwise_view(space) if isinstance(space, FBNetSpace) else None
+    if view is None:
+        return
+    fastest, _ = LatencyModel.from_table(view, table).bounds()
+    if config.max_latency_ms < fastest:
+        raise ValueError(f"--max-latency-ms {config.max_latency_ms:g}: no network of `{space.name}` can meet it; the "
+                         f"fastest is predicted at {fastest:.4g} ms by --latency-table {config.latency_table} "
+                         f"(every layer at its fastest candidate)")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """How a search judges its candidates, shared by every strategy (the ask/tell runner and the
@@ -137,8 +157,9 @@ class Evaluation:
         space = get_space(config.space, resolution=resolution, num_classes=num_classes)
         if isinstance(score, SupernetAccuracy):  # propose only what the supernet can score
             space = ViewSpace(score.view)
-        if not config.measure_missing:
+        if not config.measure_missing:  # with it, missing ops are timed as candidates meet them
             _check_coverage(table, space, config, resolution, num_classes)
+            _check_reachable(table, space, config)
         objective = Objective(
             kind=config.objective,
             metric=config.proxy if config.evaluator == "proxy" else "top1",
