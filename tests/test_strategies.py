@@ -51,14 +51,16 @@ def test_asks_valid_points_of_the_space(name) -> None:
     strategy = FACTORIES[name](0)
     for p in drive(strategy, 30, batch=3):
         assert SPACE.is_valid(p)
-        SPACE.decode(p).layers()
+        assert SPACE.encode(SPACE.decode(p)) == p
 
 
 @pytest.mark.parametrize("name", FACTORIES)
 def test_handles_failed_results(name) -> None:
     strategy = FACTORIES[name](1)
     points = drive(strategy, 30, fail_every=2)
-    assert len(points) == 30
+    assert all(SPACE.is_valid(p) for p in points)
+    # failures (no values) do not stall the strategy on a few points (the runner would drop repeats)
+    assert len(set(points)) >= 25
 
 
 @pytest.mark.parametrize("name", FACTORIES)
