@@ -42,7 +42,7 @@ from search_spaces.registry import OpConfig
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import optuna
 
-__all__ = ["Choice", "Point", "SearchSpace", "as_rng", "check_fixed", "describe_block"]
+__all__ = ["Choice", "EncoderError", "Point", "SearchSpace", "as_rng", "check_fixed", "describe_block"]
 
 Point = tuple[int, ...]
 """One index per choice of a space, in :attr:`SearchSpace.choices` order."""
@@ -58,6 +58,11 @@ def as_rng(rng: np.random.Generator | int) -> np.random.Generator:
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
     raise ValueError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
+
+
+class EncoderError(RuntimeError):
+    """A space's encoder and decoder disagree: a bug in the space, never an answer to "is this
+    network in the space?" (:meth:`SearchSpace.contains` lets it through)."""
 
 
 @dataclass(frozen=True)
@@ -250,11 +255,12 @@ class SearchSpace(ABC):
             point.append(indices[c.name] if active[-1] else 0)
         decoded = self.decode(point)
         if decoded != arch:  # the subclass's encoder and decoder disagree: a bug, say where
-            raise ValueError(f"{self.name}: {_first_difference(arch, decoded)}")
+            raise EncoderError(f"{self.name}: the encoder's point decodes otherwise: {_first_difference(arch, decoded)}")
         return tuple(point)
 
     def contains(self, arch: Arch) -> bool:
-        """Whether ``arch`` is a point of the space."""
+        """Whether ``arch`` is a point of the space. An encoder bug (:class:`EncoderError`) is
+        raised, not taken for "no"."""
         try:
             self.encode(arch)
         except ValueError:

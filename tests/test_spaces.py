@@ -18,7 +18,7 @@ from search_spaces import zoo
 from search_spaces.fbnet import CANDIDATES, FBNetSpace
 from search_spaces.mobile import MobileSpace, Stage, _shrink
 from search_spaces.registry import OpConfig
-from search_spaces.space import Choice, SearchSpace, as_rng
+from search_spaces.space import Choice, EncoderError, SearchSpace, as_rng
 from search_spaces.spaces import get_space, home_spaces, space_for, space_names
 from search_spaces.templates import Template
 from search_spaces.zoo.hardnet import HARDNET39DS
@@ -351,6 +351,23 @@ def test_fbnet_errors_name_the_layer() -> None:
     with pytest.raises(ValueError, match="index 9 is out of range 0..8"):
         fbnet.decode([9] + [0] * 21)
     assert not fbnet.contains(zoo.get("mobilenet_v2_100"))
+
+
+def test_an_encoder_bug_is_raised_not_taken_for_not_in_the_space(monkeypatch) -> None:
+    fbnet = FBNetSpace(resolution=224)
+    arch = fbnet.sample(0)
+    real = fbnet._encode
+
+    def off_by_one(a: Arch) -> dict[str, int]:  # a broken encoder: layer 0 one candidate off
+        indices = dict(real(a))
+        first = fbnet.choices[0].name
+        indices[first] = (indices[first] + 1) % len(fbnet.choices[0].values)
+        return indices
+
+    monkeypatch.setattr(fbnet, "_encode", off_by_one)
+    with pytest.raises(EncoderError, match="decodes otherwise: block 0"):
+        fbnet.contains(arch)
+    assert not fbnet.contains(zoo.get("mobilenet_v2_100"))  # outside the space: still a plain no
 
 
 def test_mnasnet_errors_name_the_stage() -> None:
