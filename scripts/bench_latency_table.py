@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from latency_tables.cli import main as latency_main
+from latency_tables.measure import BACKENDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--clock", default="wall", choices=("wall", "cpu"))
     p.add_argument("--cache", default="cold", choices=("cold", "warm"))
+    p.add_argument("--backend", default="eager", choices=BACKENDS,
+                   help="what runs the ops and networks: eager PyTorch, TorchScript, or ONNX Runtime on the exported "
+                        "graph (what `nas export --format onnx` ships) (default %(default)s)")
     p.add_argument("--target", action="store_true", help="exit 1 unless >= 95%% within 10%% and tau >= 0.9")
     args = p.parse_args(argv)
 
     common = ["--resolution", str(args.resolution), "--device", args.device, "--threads", str(args.threads),
-              "--clock", args.clock, "--cache", args.cache]
+              "--clock", args.clock, "--cache", args.cache, "--backend", args.backend]
     steps = {
         "build": ["build", "--space", args.space, "--out", args.out, *common, *(["--zoo"] if args.zoo else []),
                   *(["--num-classes", str(args.num_classes)] if args.num_classes else [])],
