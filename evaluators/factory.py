@@ -8,9 +8,9 @@ from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, Holdout, load_dataset, synthetic
 from evaluators.predictor import PredictedAccuracy, Predictor
 from evaluators.proxies import ZeroCostProxies
-from evaluators.runtime import resolve_device
 from evaluators.supernet import SupernetAccuracy, load_supernet, supernet_holdout
 from evaluators.train import TrainConfig, TrainedAccuracy
+from nas.runtime import resolve_device
 from search_spaces.spaces import get_space
 
 if TYPE_CHECKING:

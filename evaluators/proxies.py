@@ -32,10 +32,10 @@ from torch import nn
 
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.datasets import Dataset, normalise
-from evaluators.runtime import check_threads, fixed_threads, resolve_device
 from evaluators.train import check_compatible
 from nas.arch import Arch
 from nas.builder import build_model
+from nas.runtime import check_threads, fixed_threads, resolve_device
 
 __all__ = ["PROXIES", "synflow", "naswot", "grad_norm", "snip", "ZeroCostProxies"]
 

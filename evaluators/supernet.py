@@ -31,13 +31,13 @@ from torch import nn
 
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.datasets import Dataset, Holdout, normalise
-from evaluators.runtime import check_threads, fixed_threads, resolve_device
 from evaluators.training.engine import StepLoss
 from evaluators.training.sources import epoch_generator
 from nas.arch import Arch
 from nas.builder import LiteNet, build_model, init_weights, zero_last_bn_of_residuals
 from nas.complexity import count_macs_conv_linear
 from nas.io import read_json_file
+from nas.runtime import check_threads, fixed_threads, resolve_device
 from search_spaces.layerwise import LayerwiseView, layerwise_view
 from search_spaces.ops.slices import centred_cut, mixed_conv_slot
 from search_spaces.registry import get_op

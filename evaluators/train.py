@@ -17,13 +17,13 @@ import torch
 
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.datasets import Dataset
-from evaluators.runtime import check_threads
 from evaluators.training.engine import Diverged, Trainer
 from evaluators.training.plan import ExecutionPlan, plan_for
 from evaluators.training.recipe import TrainConfig
 from evaluators.training.sources import InMemoryBatches
 from nas.arch import Arch
 from nas.builder import LiteNet, build_model
+from nas.runtime import check_threads
 
 __all__ = ["TrainConfig", "TrainOutcome", "Diverged", "TrainedAccuracy", "check_compatible", "build_seeded",
            "train_and_evaluate"]

@@ -48,6 +48,7 @@ from torch import nn
 from latency_tables.device import device_name
 from latency_tables.table import IDENTITY_FIELDS, Timing
 from nas.arch import Arch
+from nas.runtime import fixed_threads
 from search_spaces.registry import OpConfig
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
@@ -283,18 +284,15 @@ def _onnxruntime_fn(module: nn.Module, x: torch.Tensor, settings: Settings
 @contextlib.contextmanager
 def _quiet_process(settings: Settings) -> Iterator[None]:
     """Fixed thread count, inference mode and no garbage collection for the duration."""
-    threads = torch.get_num_threads()
     gc_was_enabled = gc.isenabled()
-    torch.set_num_threads(settings.threads)
     gc.collect()
     gc.disable()
     try:
-        with torch.inference_mode():
+        with fixed_threads(settings.threads), torch.inference_mode():
             yield
     finally:
         if gc_was_enabled:
             gc.enable()
-        torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------

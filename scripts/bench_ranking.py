@@ -81,7 +81,6 @@ from evaluators.datasets import Dataset, load_dataset, synthetic
 from evaluators.factory import load_search_data, make_score_evaluator
 from evaluators.predictor import Featurizer, fit_predictor
 from evaluators.proxies import PROXIES, ZeroCostProxies
-from evaluators.runtime import fixed_threads
 from evaluators.train import Diverged, train_and_evaluate
 from evaluators.trained_nets import TrainedNet, TrainedNets
 from evaluators.training.plan import plan_for
@@ -92,6 +91,7 @@ from nas.arch import Arch
 from nas.complexity import complexity
 from nas.io import atomic_write_json, atomic_write_text
 from nas.rank_stats import kendall_tau
+from nas.runtime import fixed_threads
 from nas.search.config import SearchConfig
 from search_spaces import zoo
 from search_spaces.layerwise import ViewSpace, layerwise_view

@@ -31,11 +31,11 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from evaluators.runtime import fixed_threads
 from evaluators.training.augment import cutout, trivial_augment
 from evaluators.training.plan import ExecutionPlan
 from evaluators.training.recipe import TrainConfig
 from evaluators.training.sources import BatchSource, epoch_generator, epoch_seed
+from nas.runtime import fixed_threads
 
 __all__ = ["Diverged", "EpochRecord", "Trainer", "classifier_prefix", "lr_factor"]
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from evaluators.runtime import check_threads, resolve_device
+from nas.runtime import check_threads, resolve_device
 
 __all__ = ["PRECISIONS", "MEMORY_FORMATS", "BF16_MIN_RESOLUTION", "ExecutionPlan", "plan_for", "cpu_has_native_bf16"]
 

@@ -48,9 +48,9 @@ import torch
 import torch.nn.functional as F
 
 from evaluators.datasets import Dataset, normalise
-from evaluators.runtime import fixed_threads
 from evaluators.training.augment import pad_crop_flip
 from nas.io import JSONFileError, atomic_path, parse_json_object
+from nas.runtime import fixed_threads
 from nas.search.dnas.settings import DNASSettings
 from nas.search.dnas.supernet import LatencyModel, Supernet
 

@@ -1,5 +1,6 @@
-"""Runtime helpers shared by the evaluators: a fixed torch thread count, and devices that are checked
-to exist."""
+"""Runtime helpers shared by evaluators, training, the DNAS loop and the latency harness: a fixed
+torch thread count, and devices that are checked to exist. At the bottom of the import graph (torch
+only), so that every package above pins threads the same way."""
 
 from __future__ import annotations
 
