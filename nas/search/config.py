@@ -25,13 +25,14 @@ from typing import Any
 from evaluators.predictor import Predictor, resolve_predictor, shipped_predictors
 from nas.search.dnas.settings import DNASSettings
 from nas.search.nni_strategies import NNI_STRATEGIES
+from nas.search.strategies import STRATEGIES as ASK_TELL_STRATEGIES
 
 _DNAS = DNASSettings()  # the dnas_* defaults are the supernet settings' own
 
 DNAS_STRATEGIES = ("fbnet", "proxyless")
 """Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
 instead of proposing candidates one by one."""
-STRATEGIES = ("random", "evolution", "tpe", "nsga2", *DNAS_STRATEGIES, *NNI_STRATEGIES)
+STRATEGIES = (*ASK_TELL_STRATEGIES, *DNAS_STRATEGIES, *NNI_STRATEGIES)
 EVALUATORS = ("proxy", "train", "predictor", "supernet")
 OBJECTIVES = ("reward", "pareto")
 EXECUTORS = ("inprocess", "ray")

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from nas.search.config import SearchConfig
+from typing import TYPE_CHECKING
+
 from nas.search.evolution import RegularizedEvolution
 from nas.search.nni_strategies import NNI_STRATEGIES, NNIStrategy
 from nas.search.optuna_strategies import NSGA2, TPE
@@ -11,7 +12,10 @@ from nas.search.random_search import RandomSearch
 from nas.search.strategy import Strategy
 from search_spaces.space import SearchSpace
 
-STRATEGIES: dict[str, type[Strategy]] = {
+if TYPE_CHECKING:  # config lists these names; a run-time import would be a cycle
+    from nas.search.config import SearchConfig
+
+STRATEGIES: dict[str, type[Strategy]] = {  # the ask/tell strategies of litenas itself
     "random": RandomSearch,
     "evolution": RegularizedEvolution,
     "tpe": TPE,
