@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from nas.arch import Arch, Block
@@ -128,18 +129,46 @@ def check_width(width: float) -> None:
         raise ValueError(f"width multiplier must be > 0, got {width!r}")
 
 
-def assemble(
-    blocks: list[Block],
-    *,
-    stem: Block,
-    head: Block,
-    resolution: int,
-    num_classes: int,
-    strides: Sequence[int] | None,
-    downsample: str | Sequence[str],
-    tail: Sequence[Block] = (),
-) -> Arch:
-    """A family layout as an :class:`Arch`: ``strides`` and ``downsample`` applied to the
-    stride-2 ``blocks``, then ``tail`` blocks (a final 1x1 conv), between ``stem`` and ``head``."""
-    body = apply_downsample(set_strides(blocks, strides), downsample) + list(tail)
-    return Arch(resolution=resolution, num_classes=num_classes, stem=stem, blocks=tuple(body), head=head)
+@dataclass(frozen=True)
+class Layout:
+    """Where a family's published body sits in a network: the options every family builder takes
+    (the defaults are the ImageNet reference's; the padding-free paper's CIFAR variants change them).
+
+    Attributes:
+        resolution: input size.
+        num_classes: classifier outputs.
+        stem: ``"conv"`` (3x3 conv-BN-act at ``stem_stride``) or ``"hybrid"`` (the padding-free
+            paper's stride-1 stem; needs ``stem_stride=1``).
+        stem_stride: 2 for ImageNet, 1 for small inputs.
+        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
+        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
+            one kind per stride-2 block in order.
+        dropout: before the classifier (``None``: the family's reference value).
+    """
+
+    resolution: int = 224
+    num_classes: int = 1000
+    stem: str = "conv"
+    stem_stride: int = 2
+    strides: Sequence[int] | None = None
+    downsample: str | Sequence[str] = "standard"
+    dropout: float | None = None
+
+    def stem_block(self, out_chs: int, act: str) -> Block:
+        """The stem this layout asks for, ``out_chs`` wide with activation ``act``."""
+        return make_stem(self.stem, out_chs, self.stem_stride, act)
+
+    def dropout_or(self, reference: float) -> float:
+        """The classifier's dropout: this layout's, else the family's ``reference`` value."""
+        return reference if self.dropout is None else self.dropout
+
+    def arch(self, blocks: Sequence[Block], *, stem: Block, head: Block, tail: Sequence[Block] = ()) -> Arch:
+        """The network: ``strides`` and ``downsample`` applied to the stride-2 ``blocks``, then
+        ``tail`` blocks (a final 1x1 conv), between ``stem`` and ``head``."""
+        body = apply_downsample(set_strides(blocks, self.strides), self.downsample) + list(tail)
+        return Arch(resolution=self.resolution, num_classes=self.num_classes, stem=stem, blocks=tuple(body),
+                    head=head)
+
+
+IMAGENET = Layout()
+"""The reference layout of the ImageNet families: 224 px, 1000 classes, 3x3 stride-2 conv stem."""

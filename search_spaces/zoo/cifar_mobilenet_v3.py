@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from nas.arch import Arch
 from search_spaces.zoo import ZooEntry
+from search_spaces.zoo._stages import Layout
 from search_spaces.zoo.mobilenet_v3 import mobilenet_v3
 
 PAPER = ("Howard et al., Searching for MobileNetV3, ICCV 2019; "
@@ -27,10 +28,8 @@ def cifar_mobilenet_v3_large(padding_free: bool = False, num_classes: int = 100)
     on the three remaining stride-2 blocks with the hybrid stem."""
     kind = "padding_free" if padding_free else "standard"
     # The reference keeps the first stride-2 block (16 -> 24) at stride 1 on CIFAR.
-    return mobilenet_v3(
-        "large", 1.0, 32, num_classes, stem="hybrid" if padding_free else "conv", stem_stride=1,
-        strides=(1, 2, 2, 2), downsample=kind,
-    )
+    return mobilenet_v3("large", 1.0, Layout(resolution=32, num_classes=num_classes, stem="hybrid" if padding_free
+                                             else "conv", stem_stride=1, strides=(1, 2, 2, 2), downsample=kind))
 
 
 ENTRIES = (

@@ -11,18 +11,11 @@ channels, stem and head with ``make_divisible(c * width, 8)``, each stage's repe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import (
-    assemble,
-    check_width,
-    expand_stages,
-    make_stem,
-    round_channels,
-)
+from search_spaces.zoo._stages import IMAGENET, Layout, check_width, expand_stages, round_channels
 
 PAPER = "Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks, ICML 2019"
 
@@ -42,35 +35,21 @@ _B0 = (
 def efficientnet(
     width: float = 1.0,
     depth: float = 1.0,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    *,
-    stem: str = "conv",
-    stem_stride: int = 2,
-    strides: Sequence[int] | None = None,
-    downsample: str | Sequence[str] = "standard",
-    dropout: float = 0.2,
+    layout: Layout = IMAGENET,
 ) -> Arch:
     """EfficientNet at width and depth multipliers (B0 at the defaults; timm's layout).
 
     Args:
         width: channel multiplier (stem, blocks and head).
         depth: repeat multiplier per stage (``ceil``).
-        resolution: input size; ``num_classes``: classifier outputs.
-        stem: ``"conv"`` (3x3 conv-BN-swish) or ``"hybrid"`` (stride-1 stem of the padding-free
-            paper; needs ``stem_stride=1``).
-        stem_stride: 2 for ImageNet, 1 for small inputs.
-        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
-        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
-            one kind per stride-2 block in order.
-        dropout: before the classifier (the paper's 0.2 for B0).
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); dropout the paper's 0.2 for B0 by default.
     """
     check_width(width)
     ch = partial(round_channels, width=width)
     blocks = expand_stages(_B0, ch, depth=depth, act="swish")
-    return assemble(blocks, stem=make_stem(stem, ch(32), stem_stride, "swish"),
-                    head=Block.make("hc", out_chs=ch(1280), act="swish", dropout=dropout),
-                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
+    return layout.arch(blocks, stem=layout.stem_block(ch(32), "swish"),
+                       head=Block.make("hc", out_chs=ch(1280), act="swish", dropout=layout.dropout_or(0.2)))
 
 
 ENTRIES = (

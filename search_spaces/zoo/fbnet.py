@@ -12,18 +12,11 @@ block widths are ``make_divisible(c * width, 8)``; the head stays 1984.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import (
-    assemble,
-    check_width,
-    expand_stages,
-    make_stem,
-    round_channels,
-)
+from search_spaces.zoo._stages import IMAGENET, Layout, check_width, expand_stages, round_channels
 
 PAPER = ("Wu et al., FBNet: Hardware-Aware Efficient ConvNet Design via Differentiable Neural "
          "Architecture Search, CVPR 2019")
@@ -43,37 +36,23 @@ _FBNET_C = (
 def fbnet(
     variant: str = "c",
     width: float = 1.0,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    *,
-    stem: str = "conv",
-    stem_stride: int = 2,
-    strides: Sequence[int] | None = None,
-    downsample: str | Sequence[str] = "standard",
-    dropout: float = 0.2,
+    layout: Layout = IMAGENET,
 ) -> Arch:
     """FBNet-C at a width multiplier (timm's layout).
 
     Args:
         variant: ``"c"`` (the one published layout timm carries).
         width: channel multiplier for the stem and the blocks (the 1984-wide head is fixed).
-        resolution: input size; ``num_classes``: classifier outputs.
-        stem: ``"conv"`` (3x3 conv-BN-ReLU) or ``"hybrid"`` (stride-1 stem of the padding-free
-            paper; needs ``stem_stride=1``).
-        stem_stride: 2 for ImageNet, 1 for small inputs.
-        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
-        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
-            one kind per stride-2 block in order.
-        dropout: before the classifier.
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); dropout 0.2 by default.
     """
     if variant != "c":
         raise ValueError(f"variant must be 'c', got {variant!r}")
     check_width(width)
     ch = partial(round_channels, width=width)
     blocks = expand_stages(_FBNET_C, ch)
-    return assemble(blocks, stem=make_stem(stem, ch(16), stem_stride, "relu"),
-                    head=Block.make("hc", out_chs=1984, act="relu", dropout=dropout),
-                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
+    return layout.arch(blocks, stem=layout.stem_block(ch(16), "relu"),
+                       head=Block.make("hc", out_chs=1984, act="relu", dropout=layout.dropout_or(0.2)))
 
 
 ENTRIES = (

@@ -12,18 +12,11 @@ the stem and blocks; the head stays 1536).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import (
-    assemble,
-    check_width,
-    expand_stages,
-    make_stem,
-    round_channels,
-)
+from search_spaces.zoo._stages import IMAGENET, Layout, check_width, expand_stages, round_channels
 
 PAPER = "Tan & Le, MixConv: Mixed Depthwise Convolutional Kernels, BMVC 2019"
 
@@ -53,30 +46,18 @@ _VARIANTS = {"s": (_S, 16, "ceil"), "m": (_M, 24, "round")}
 def mixnet(
     variant: str = "s",
     width: float = 1.0,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    *,
     depth: float = 1.0,
-    stem: str = "conv",
-    stem_stride: int = 2,
-    strides: Sequence[int] | None = None,
-    downsample: str | Sequence[str] = "standard",
-    dropout: float | None = None,
+    layout: Layout = IMAGENET,
 ) -> Arch:
     """MixNet-S or -M at width and depth multipliers (MixNet-L is ``mixnet("m", 1.3)``).
 
     Args:
         variant: ``"s"`` or ``"m"``.
         width: channel multiplier for the stem and the blocks (the 1536-wide head is fixed).
-        resolution: input size; ``num_classes``: classifier outputs.
         depth: repeat multiplier per stage (timm's rule: ``ceil`` for S, ``round`` for M).
-        stem: ``"conv"`` (3x3 conv-BN-ReLU) or ``"hybrid"`` (stride-1 stem of the padding-free
-            paper; needs ``stem_stride=1``).
-        stem_stride: 2 for ImageNet, 1 for small inputs.
-        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
-        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
-            one kind per stride-2 block in order.
-        dropout: before the classifier (``None``: the reference's 0.2 for S, 0.25 for M and L).
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); dropout by default the reference's 0.2 for S,
+            0.25 for M and L.
     """
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
@@ -84,11 +65,8 @@ def mixnet(
     stages, stem_chs, trunc = _VARIANTS[variant]
     ch = partial(round_channels, width=width)
     blocks = expand_stages(stages, ch, depth=depth, depth_trunc=trunc)
-    if dropout is None:
-        dropout = 0.2 if variant == "s" else 0.25
-    return assemble(blocks, stem=make_stem(stem, ch(stem_chs), stem_stride, "relu"),
-                    head=Block.make("hc", out_chs=1536, act="relu", dropout=dropout),
-                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
+    return layout.arch(blocks, stem=layout.stem_block(ch(stem_chs), "relu"),
+                       head=Block.make("hc", out_chs=1536, act="relu", dropout=layout.dropout_or(0.2 if variant == "s" else 0.25)))
 
 
 ENTRIES = (

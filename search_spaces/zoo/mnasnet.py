@@ -10,18 +10,11 @@ input (``round(mid * 0.25 / exp_ratio)``, sigmoid gate) and a 1280-wide 1x1 conv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import (
-    assemble,
-    check_width,
-    expand_stages,
-    make_stem,
-    round_channels,
-)
+from search_spaces.zoo._stages import IMAGENET, Layout, check_width, expand_stages, round_channels
 
 PAPER = "Tan et al., MnasNet: Platform-Aware Neural Architecture Search for Mobile, CVPR 2019"
 
@@ -52,37 +45,23 @@ _VARIANTS = {"a1": _A1, "b1": _B1}
 def mnasnet(
     variant: str = "a1",
     width: float = 1.0,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    *,
-    stem: str = "conv",
-    stem_stride: int = 2,
-    strides: Sequence[int] | None = None,
-    downsample: str | Sequence[str] = "standard",
-    dropout: float = 0.2,
+    layout: Layout = IMAGENET,
 ) -> Arch:
     """MnasNet-A1 or -B1 at a width multiplier (timm's layout).
 
     Args:
         variant: ``"a1"`` or ``"b1"``.
         width: channel multiplier for the stem and the blocks (the 1280-wide head is fixed).
-        resolution: input size; ``num_classes``: classifier outputs.
-        stem: ``"conv"`` (3x3 conv-BN-ReLU) or ``"hybrid"`` (stride-1 stem of the padding-free
-            paper; needs ``stem_stride=1``).
-        stem_stride: 2 for ImageNet, 1 for small inputs.
-        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
-        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
-            one kind per stride-2 block in order.
-        dropout: before the classifier.
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); dropout 0.2 by default.
     """
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
     check_width(width)
     ch = partial(round_channels, width=width)
     blocks = expand_stages(_VARIANTS[variant], ch)
-    return assemble(blocks, stem=make_stem(stem, ch(32), stem_stride, "relu"),
-                    head=Block.make("hc", out_chs=1280, act="relu", dropout=dropout),
-                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample)
+    return layout.arch(blocks, stem=layout.stem_block(ch(32), "relu"),
+                       head=Block.make("hc", out_chs=1280, act="relu", dropout=layout.dropout_or(0.2)))
 
 
 ENTRIES = (

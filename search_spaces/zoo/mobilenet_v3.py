@@ -15,12 +15,10 @@ The builder also takes the CIFAR settings of the padding-free paper
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import assemble, check_width, make_stem
+from search_spaces.zoo._stages import IMAGENET, Layout, check_width
 
 PAPER = "Howard et al., Searching for MobileNetV3, ICCV 2019"
 
@@ -72,29 +70,15 @@ def _exp_ratio(in_chs: int, mid_chs: int) -> float:
 def mobilenet_v3(
     variant: str = "large",
     width: float = 1.0,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    *,
-    stem: str = "conv",
-    stem_stride: int = 2,
-    strides: Sequence[int] | None = None,
-    downsample: str | Sequence[str] = "standard",
-    dropout: float = 0.2,
+    layout: Layout = IMAGENET,
 ) -> Arch:
     """MobileNetV3-Large or -Small at a width multiplier (torchvision's layout).
 
     Args:
         variant: ``"large"`` or ``"small"``.
         width: channel multiplier (``make_divisible(c * width, 8)`` everywhere).
-        resolution: input size; ``num_classes``: classifier outputs.
-        stem: ``"conv"`` (3x3 conv-BN-hswish) or ``"hybrid"`` (the padding-free paper's stride-1
-            stem; needs ``stem_stride=1``).
-        stem_stride: 2 for ImageNet, 1 for the CIFAR variants.
-        strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them all at
-            2; the padding-free paper's CIFAR variants use ``(1, 2, 2, 2)`` for ``"large"``).
-        downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
-            one kind per stride-2 block in order.
-        dropout: before the classifier.
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); dropout 0.2 by default.
     """
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
@@ -116,10 +100,9 @@ def mobilenet_v3(
         else:
             blocks.append(Block.make("ir", exp_ratio=_exp_ratio(in_chs, mid), **common))
         in_chs = out
-    return assemble(blocks, stem=make_stem(stem, ch(stem_chs), stem_stride, "hswish"),
-                    head=Block.make("hp", hidden=ch(hidden), act="hswish", dropout=dropout),
-                    resolution=resolution, num_classes=num_classes, strides=strides, downsample=downsample,
-                    tail=(Block.make("cn", out_chs=6 * in_chs, kernel=1, act="hswish"),))
+    return layout.arch(blocks, stem=layout.stem_block(ch(stem_chs), "hswish"),
+                       head=Block.make("hp", hidden=ch(hidden), act="hswish", dropout=layout.dropout_or(0.2)),
+                       tail=(Block.make("cn", out_chs=6 * in_chs, kernel=1, act="hswish"),))
 
 
 ENTRIES = (
