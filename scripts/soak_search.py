@@ -2,6 +2,7 @@
 as the same searches run uninterrupted.
 
     python scripts/soak_search.py                 # preset full: about 45 minutes on a 2-core machine
+    python scripts/soak_search.py --preset long   # about 90 minutes: one search killed every 1-5 minutes
     python scripts/soak_search.py --preset smoke  # a minute: one short job, two kills at most
 
 Each job is one ``nas search`` command line (a mix of evaluators and strategies: short training,
@@ -62,8 +63,14 @@ def _job(name: str, budget: int, *flags: str) -> Job:
 
 
 def jobs(preset: str) -> list[Job]:
-    """The jobs of a preset. ``full`` sizes each so that its uninterrupted run takes 10-20 minutes
-    on one thread of a 2-core VM; ``smoke`` is one predictor search of seconds."""
+    """The jobs of a preset. ``full``: three searches (training, a zero-cost proxy, the predictor;
+    evolution, NSGA-II, TPE) of 3-11 minutes each uninterrupted on one thread of a 2-core VM;
+    ``long``: one training-scored evolution of about 40 minutes, killed every few minutes;
+    ``smoke``: one predictor search of seconds."""
+    if preset == "long":
+        return [_job("train-evolution-long", 400, "--strategy", "evolution", "--evaluator", "train", "--data",
+                     "synthetic", "--train-epochs", "1", "--train-per-class", "40", "--test-per-class", "10",
+                     "--batch-size", "32", "--max-latency-ms", "8", "--population", "24", "--sample-size", "6")]
     if preset == "smoke":
         return [_job("predictor-evolution", 30, "--strategy", "evolution", "--evaluator", "predictor",
                      "--max-latency-ms", "10", "--population", "8", "--sample-size", "3")]
@@ -206,25 +213,27 @@ def platform_line() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=("full", "smoke"), default="full", help="the jobs (default full)")
+    p.add_argument("--preset", choices=("full", "long", "smoke"), default="full", help="the jobs (default full)")
     p.add_argument("--work", default=None, help="run directories and soak state (default runs/soak_search/PRESET)")
-    p.add_argument("--kill-min-s", type=float, default=None, help="shortest delay before a kill (default 20; smoke 4)")
+    p.add_argument("--kill-min-s", type=float, default=None, help="shortest delay before a kill (default 20; long 60; smoke 4)")
     p.add_argument("--kill-max-s", type=float, default=None,
-                   help="longest delay before a kill (default 240; smoke 10)")
-    p.add_argument("--max-kills", type=int, default=None, help="kills per job, then it runs to its end (default 12; smoke 2)")
+                   help="longest delay before a kill (default 240; long 300; smoke 10)")
+    p.add_argument("--max-kills", type=int, default=None, help="kills per job, then it runs to its end (default 12; long 40; smoke 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the kill delays (default 0)")
-    p.add_argument("--out", default=None, help="results prefix (default docs/soak_search; smoke: in --work)")
+    p.add_argument("--out", default=None, help="results prefix (default docs/soak_search, long: docs/soak_search_long; smoke: in --work)")
     args = p.parse_args(argv)
     smoke = args.preset == "smoke"
-    for name, full, small in (("kill_min_s", 20.0, 4.0), ("kill_max_s", 240.0, 10.0), ("max_kills", 12, 2)):
+    defaults = {"kill_min_s": (20.0, 60.0, 4.0), "kill_max_s": (240.0, 300.0, 10.0), "max_kills": (12, 40, 2)}
+    for name, by_preset in defaults.items():
         if getattr(args, name) is None:
-            setattr(args, name, small if smoke else full)
+            setattr(args, name, by_preset[("full", "long", "smoke").index(args.preset)])
     if not 0 < args.kill_min_s <= args.kill_max_s:
         p.error(f"--kill-min-s {args.kill_min_s} and --kill-max-s {args.kill_max_s}: need 0 < min <= max")
     if args.max_kills < 0:
         p.error(f"--max-kills {args.max_kills}: must be >= 0")
     work = Path(args.work or ROOT / "runs" / "soak_search" / args.preset)
-    out = Path(args.out) if args.out else (work / "soak_search" if smoke else ROOT / "docs" / "soak_search")
+    out = Path(args.out) if args.out else (work / "soak_search" if smoke else
+                                           ROOT / "docs" / ("soak_search" if args.preset == "full" else "soak_search_long"))
     work.mkdir(parents=True, exist_ok=True)
     state_file = work / "soak.json"
     state: dict[str, Any] = read_json_file(state_file, "soak state") if state_file.exists() else {}
