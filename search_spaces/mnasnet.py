@@ -27,12 +27,13 @@ is ``op=ds, skip=none`` of stage 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
-from search_spaces.registry import OpConfig
+from search_spaces.registry import OpConfig, get_op
 from search_spaces.space import Choice, SearchSpace, check_fixed, describe_block
 
 __all__ = ["BASE_STAGES", "EXTRA_WIDTHS", "MnasNetSpace"]
@@ -49,6 +50,25 @@ STEM_CHS = 32
 HEAD_CHS = 1280
 OPS = ("conv", "dwconv", "mbconv")
 _REGISTRY_OP = {"conv": "cn", "dwconv": "ds", "mbconv": "ir"}
+# Stage choices that set one argument of the block: choice -> (the registry field, choice value ->
+# argument, argument -> choice value). A choice is active for the ops whose registry entry has the
+# field, so which op takes squeeze-excite, a residual or an expansion is the registry's word.
+_ARGUMENT_CHOICES: dict[str, tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "se": ("se_ratio", lambda v: v, lambda a: a),
+    "skip": ("noskip", lambda v: v == "none", lambda a: "none" if a else "identity"),
+    "expansion": ("exp_ratio", lambda v: v, lambda a: a),
+}
+_CHOICE_VALUES = {"se": (0.0, 0.25), "skip": ("none", "identity"), "expansion": (3, 6)}
+
+
+def _has_field(op: str, field: str) -> bool:
+    """Whether the registry op behind the space's op label ``op`` has the argument ``field``."""
+    return field in get_op(_REGISTRY_OP[op]).field_by_name
+
+
+def _ops_with(field: str) -> frozenset[int]:
+    """The indices of the space's ops that take the argument ``field``."""
+    return frozenset(i for i, op in enumerate(OPS) if _has_field(op, field))
 
 
 class MnasNetSpace(SearchSpace):
@@ -79,13 +99,11 @@ class MnasNetSpace(SearchSpace):
             depths = tuple(sorted({max(1, depth + d) for d in LAYER_OFFSETS}))
             self._widths.append(widths)
             self._depths.append(depths)
-            mb, not_conv = frozenset({OPS.index("mbconv")}), frozenset({OPS.index("dwconv"), OPS.index("mbconv")})
             choices += [
                 Choice(f"s{k}.op", OPS, doc=where),
                 Choice(f"s{k}.kernel", (3, 5), doc=where),
-                Choice(f"s{k}.se", (0.0, 0.25), parent=f"s{k}.op", when=not_conv, doc=where),
-                Choice(f"s{k}.skip", ("none", "identity"), parent=f"s{k}.op", when=not_conv, doc=where),
-                Choice(f"s{k}.expansion", (3, 6), parent=f"s{k}.op", when=mb, doc=where),
+                *(Choice(f"s{k}.{name}", _CHOICE_VALUES[name], parent=f"s{k}.op", when=_ops_with(field), doc=where)
+                  for name, (field, _, _) in _ARGUMENT_CHOICES.items()),
                 Choice(f"s{k}.layers", depths, labels=tuple(f"{n} ({n - depth:+d})" for n in depths), doc=where),
                 Choice(f"s{k}.width", widths, labels=tuple(f"{w} ({grid.get(w) or extras[w]})" for w in widths),
                        doc=where),
@@ -100,10 +118,9 @@ class MnasNetSpace(SearchSpace):
         """The block of stage ``k``'s choices ``v`` (keys without the stage prefix)."""
         op = v["op"]
         args: dict[str, Any] = {"out_chs": v["width"], "kernel": v["kernel"], "stride": stride, "act": "relu"}
-        if op != "conv":
-            args.update(se_ratio=v["se"], noskip=v["skip"] == "none")
-        if op == "mbconv":
-            args["exp_ratio"] = v["expansion"]
+        for name, (field, to_argument, _) in _ARGUMENT_CHOICES.items():
+            if _has_field(op, field):
+                args[field] = to_argument(v[name])
         return Block.make(_REGISTRY_OP[op], args)
 
     def _stage_values(self, values: Mapping[str, Any], k: int) -> dict[str, Any]:
@@ -153,10 +170,9 @@ class MnasNetSpace(SearchSpace):
             raise ValueError(f"{where}: op {block.op!r} is not a candidate (cn, ds, ir)")
         a = block.kwargs
         v: dict[str, Any] = {"op": ops[block.op], "kernel": a["kernel"], "width": a["out_chs"]}
-        if block.op != "cn":
-            v.update(se=a["se_ratio"], skip="none" if a["noskip"] else "identity")
-        if block.op == "ir":
-            v["expansion"] = a["exp_ratio"]
+        for name, (field, _, to_choice) in _ARGUMENT_CHOICES.items():
+            if field in a:
+                v[name] = to_choice(a[field])
         for name, value in v.items():
             if value not in self.choice(f"s{k}.{name}").values:
                 raise ValueError(f"{where}: {name} {value!r} is not one of {self.choice(f's{k}.{name}').values}")
@@ -168,13 +184,11 @@ class MnasNetSpace(SearchSpace):
         """Every combination of stage ``k``'s op choices (without ``layers``)."""
         out = []
         for op in OPS:
-            for kernel in (3, 5):
-                for se in (0.0, 0.25) if op != "conv" else (0.0,):
-                    for skip in ("none", "identity") if op != "conv" else ("none",):
-                        for e in (3, 6) if op == "mbconv" else (None,):
-                            for w in self._widths[k]:
-                                out.append({"op": op, "kernel": kernel, "se": se, "skip": skip, "expansion": e,
-                                            "width": w})
+            # an argument choice the op does not take has one (unused) value
+            taken = {name: _CHOICE_VALUES[name] if _has_field(op, field) else (_CHOICE_VALUES[name][0],)
+                     for name, (field, _, _) in _ARGUMENT_CHOICES.items()}
+            for kernel, width, *values in itertools.product((3, 5), self._widths[k], *taken.values()):
+                out.append({"op": op, "kernel": kernel, "width": width, **dict(zip(taken, values, strict=True))})
         return out
 
     def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
