@@ -8,33 +8,35 @@ special-case MixNet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-ACTIVATIONS = ("relu", "relu6", "hswish", "swish", "none")
-GATES = ("sigmoid", "hsigmoid")
+# Every activation by name, in one table (the ``act`` field's choices come from it): the names a
+# block's ``act`` argument takes, then the gates squeeze-excite uses.
+_ACT_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "relu6": lambda: nn.ReLU6(inplace=True),
+    "hswish": lambda: nn.Hardswish(inplace=True),
+    "swish": lambda: nn.SiLU(inplace=True),
+    "none": nn.Identity,
+}
+_GATE_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "sigmoid": nn.Sigmoid,
+    "hsigmoid": lambda: nn.Hardsigmoid(inplace=True),
+}
+ACTIVATIONS = tuple(_ACT_MODULES)
+GATES = tuple(_GATE_MODULES)
 
 
 def create_act(name: str) -> nn.Module:
-    """Activation module by name (``relu``, ``relu6``, ``hswish``, ``swish``, ``sigmoid``,
-    ``hsigmoid``, ``none``)."""
-    if name == "relu":
-        return nn.ReLU(inplace=True)
-    if name == "relu6":
-        return nn.ReLU6(inplace=True)
-    if name == "hswish":
-        return nn.Hardswish(inplace=True)
-    if name == "swish":
-        return nn.SiLU(inplace=True)
-    if name == "sigmoid":
-        return nn.Sigmoid()
-    if name == "hsigmoid":
-        return nn.Hardsigmoid(inplace=True)
-    if name == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS + GATES)}")
+    """Activation module by name (``relu``, ``relu6``, ``hswish``, ``swish``, ``none``, and the
+    gates ``sigmoid``, ``hsigmoid``)."""
+    make = _ACT_MODULES.get(name) or _GATE_MODULES.get(name)
+    if make is None:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS + GATES)}")
+    return make()
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
