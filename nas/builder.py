@@ -18,7 +18,7 @@ from torch import nn
 
 from nas.arch import Arch
 from nas.features import FeatureInfo, feature_info, feature_layers, feature_take_indices
-from search_spaces.registry import OpConfig
+from search_spaces.registry import HeadModule, OpConfig
 
 #: Environment variable overriding :data:`DEFAULT_MAX_MODEL_GB`.
 MAX_MODEL_GB_ENV = "LITENAS_MAX_MODEL_GB"
@@ -45,6 +45,9 @@ class LiteNet(nn.Module):
         self.stem = stem.build()
         self.blocks = nn.Sequential(*(cfg.build() for cfg in body))
         self.head = head.build()
+        if not isinstance(self.head, HeadModule):  # a registration error, caught at the first build
+            raise TypeError(f"head op {head.op!r} builds a {type(self.head).__name__}, not a HeadModule "
+                            "(num_features, classifier, reset)")
         self.num_classes = arch.num_classes
         self.feature_info = feature_info(arch)
         self.feature_layers = feature_layers(arch)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from torch import nn
 
@@ -131,6 +131,20 @@ class Field:
             if problem:
                 raise ValueError(f"field {self.name!r}: {problem}")
         return value
+
+
+@runtime_checkable
+class HeadModule(Protocol):
+    """What an op registered for the ``head`` role must build: a module mapping the last feature
+    map to logits through a final ``classifier`` (``nn.Linear``, or ``nn.Identity`` for 0 classes)
+    fed ``num_features`` pooled features, and ``reset`` to swap that classifier for another class
+    count. The builder (``reset_classifier``, ``features_only``) relies on nothing else."""
+
+    num_features: int
+    classifier: nn.Module
+
+    def reset(self, num_classes: int) -> None:
+        """Replace ``classifier`` with a fresh one for ``num_classes`` outputs (0: none)."""
 
 
 @dataclass(frozen=True)

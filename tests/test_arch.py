@@ -278,3 +278,28 @@ def test_generated_archs_roundtrip(arch: Arch) -> None:
     assert Arch.from_json(arch.to_json()) == arch
     assert Arch.from_str(arch.to_str()) == arch
     assert Arch.from_str(arch.to_str()).hash() == arch.hash()
+
+
+def test_every_head_op_builds_the_head_protocol_and_a_stray_one_is_refused(monkeypatch) -> None:
+    from dataclasses import replace
+
+    from torch import nn
+
+    from search_spaces import registry
+    from search_spaces.registry import HeadModule
+
+    heads = [name for name in op_names() if "head" in get_op(name).roles]
+    assert heads
+    for name in heads:
+        required = {f.name: 16 for f in get_op(name).fields if f.required}  # every head's are widths
+        arch = Arch(resolution=32, num_classes=7, stem=Block.make("cn", out_chs=8),
+                    blocks=(), head=Block.make(name, required))
+        model = build_model(arch)
+        assert isinstance(model.head, HeadModule)
+        model.reset_classifier(3)
+        assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 3)
+    spec = get_op("hc")
+    monkeypatch.setitem(registry._REGISTRY, "hc", replace(spec, build=lambda ctx, a: nn.Identity()))
+    with pytest.raises(TypeError, match="not a HeadModule"):
+        build_model(Arch(resolution=32, num_classes=7, stem=Block.make("cn", out_chs=8), blocks=(),
+                         head=Block.make("hc", out_chs=16)))
