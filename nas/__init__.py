@@ -8,6 +8,6 @@ rebuilds a network saved with ``nas export --format pt``).
 from nas.arch import Arch, ArchError, Block
 from nas.builder import LiteNet, build_model
 from nas.export import load
+from nas.version import __version__
 
-__all__ = ["Arch", "ArchError", "Block", "LiteNet", "build_model", "load"]
-__version__ = "0.1.0"
+__all__ = ["Arch", "ArchError", "Block", "LiteNet", "__version__", "build_model", "load"]

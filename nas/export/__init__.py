@@ -38,6 +38,7 @@ from nas.export import pysource
 from nas.export import torchscript as ts_format
 from nas.export.weights import ExportError, load_weights, read_checkpoint, state_dict_of
 from nas.io import atomic_write_text
+from nas.version import __version__
 
 __all__ = ["FORMATS", "ExportError", "ExportResult", "export", "load", "load_weights"]
 
@@ -122,8 +123,6 @@ def _model_with_weights(
 
 
 def _py_docstring(model: LiteNet, name: str, weights_file: str) -> str:
-    from nas import __version__
-
     arch = model.arch
     params = sum(p.numel() for p in model.parameters())
     compact = "\n".join("    " + line for line in arch.to_str().splitlines())

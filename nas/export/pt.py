@@ -23,12 +23,11 @@ from nas.export.weights import (
     state_dict_of,
 )
 from nas.io import atomic_path
+from nas.version import __version__
 
 
 def save(model: LiteNet, out: str | os.PathLike[str]) -> Path:
     """Write ``model``'s description and weights to ``out`` atomically."""
-    from nas import __version__
-
     data = {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
