@@ -20,9 +20,10 @@ one-shot supernet), :class:`PredictedAccuracy` (an accuracy predictor fitted on
     result = score(arch)  # result.ok, result.metrics["top1"], result.reason
 """
 
-from evaluators.base import BaseEvaluator, Composite, Direction, Evaluator, Metric, Result
+from evaluators.base import BaseEvaluator, Direction, Evaluator, Metric, Result
 from evaluators.cache import Cached, JsonCache, ResultCache
 from evaluators.complexity import ComplexityEvaluator
+from evaluators.composite import Composite
 from evaluators.datasets import Dataset, ImageSet, extract_archive, load_dataset, synthetic
 from evaluators.latency import MeasuredLatency, TableLatency
 from evaluators.predictor import PredictedAccuracy, Predictor, fit_predictor
