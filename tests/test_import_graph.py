@@ -20,7 +20,6 @@ KNOWN_CYCLES = [
      "search_spaces.ops.ghost", "search_spaces.ops.hardnet", "search_spaces.ops.heads", "search_spaces.ops.mbconv",
      "search_spaces.ops.shufflenet", "search_spaces.ops.stems"},
     {"nas.arch", "nas.arch_string"},
-    {"nas.search.executors", "nas.search.ray_executor"},
 ]
 
 

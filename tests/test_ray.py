@@ -28,7 +28,8 @@ from test_search_runner import config, fake_table
 from evaluators.base import Evaluator, Result
 from nas.arch import Arch
 from nas.cli import main
-from nas.search.executors import InProcessExecutor, make_executor
+from nas.search.execution import make_executor
+from nas.search.executors import InProcessExecutor
 from nas.search.runner import Search
 
 _START_TIMEOUT_S = 60.0

@@ -159,7 +159,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from nas.search.config import DNAS_STRATEGIES
-    from nas.search.executors import make_executor
+    from nas.search.execution import make_executor
     from nas.search.runner import Search
 
     config = resolve_config(args)

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import TYPE_CHECKING
 
 from evaluators.base import Evaluator, Result
 from nas.arch import Arch
-
-if TYPE_CHECKING:
-    from nas.search.config import SearchConfig
 
 
 class Executor(ABC):
@@ -66,15 +62,3 @@ class InProcessExecutor(Executor):
 
     def close(self) -> None:
         self._queue.clear()
-
-
-def make_executor(config: SearchConfig, evaluator: Evaluator) -> Executor:
-    """The executor ``config.executor`` for ``evaluator``: the uncached evaluator (the runner looks
-    results up in the cache and stores them itself). ``ValueError`` for an unreachable Ray address."""
-    if config.executor == "ray":
-        from nas.search.ray_executor import RayExecutor
-
-        return RayExecutor(evaluator, address=config.ray_address, workers=config.workers,
-                           num_cpus=config.num_cpus, num_gpus=config.num_gpus,
-                           timeout_s=config.eval_timeout_s, max_retries=config.max_retries)
-    return InProcessExecutor(evaluator)
