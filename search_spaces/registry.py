@@ -13,7 +13,8 @@ architecture hashes (:meth:`nas.arch.Arch.hash`) and the compact string form are
 so a field added to an op with a default changes none of them for what could be described
 before.
 
-The registry is filled once, at import time, by the modules of :mod:`search_spaces.ops`; nothing
+The registry is filled once, when the :mod:`search_spaces` package is imported, by the modules of
+:mod:`search_spaces.ops` (the registry never imports them: they import it); nothing
 writes into it afterwards (a test that swaps an op's spec for one with an extra field restores it).
 """
 
@@ -238,15 +239,8 @@ def register(spec: OpSpec) -> OpSpec:
     return spec
 
 
-def _ensure_loaded() -> None:
-    # The op modules register themselves on import; importing here keeps callers from having to
-    # remember it, without an import cycle at module load time.
-    import search_spaces.ops  # noqa: F401
-
-
 def get_op(name: str) -> OpSpec:
     """The registered op ``name``; an unknown name raises ``ValueError`` listing the known ones."""
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -255,7 +249,6 @@ def get_op(name: str) -> OpSpec:
 
 def op_names() -> list[str]:
     """Names of all registered ops, sorted."""
-    _ensure_loaded()
     return sorted(_REGISTRY)
 
 
