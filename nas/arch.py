@@ -1,4 +1,5 @@
-"""Architecture as data: :class:`Block` and :class:`Arch`.
+"""Architecture as data: :class:`Arch` (and :class:`Block`, defined in :mod:`nas.block`, with
+:class:`ArchError`).
 
 An :class:`Arch` is a plain, immutable description of a whole network: input resolution and
 channels, a stem block, the ordered body blocks, a head block and the number of classes. Every
@@ -20,80 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_spaces.registry import OpConfig, OpSpec, get_op
-
-ARCH_FORMAT = "litenas.arch"
-ARCH_VERSION = 1
-
-
-class ArchError(ValueError):
-    """A malformed architecture description; the message names where and what."""
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-@dataclass(frozen=True)
-class Block:
-    """One op of a network: a registered op name and its (normalised, complete) arguments.
-
-    Use :meth:`make` to build one from a possibly partial argument mapping: it fills defaults
-    and coerces types through the registry, so two blocks that build the same module are equal.
-    """
-
-    op: str
-    args: tuple[tuple[str, Any], ...]
-
-    @classmethod
-    def make(cls, op: str, args: Mapping[str, Any] | None = None, **kwargs: Any) -> Block:
-        """Normalised block; raises ``ValueError`` on an unknown op or a bad field."""
-        spec = get_op(op)
-        merged = {**(args or {}), **kwargs}
-        norm = spec.normalise_args(merged)
-        return cls(op, tuple((f.name, _freeze(norm[f.name])) for f in spec.fields))
-
-    @property
-    def spec(self) -> OpSpec:
-        return get_op(self.op)
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        """The arguments as a fresh dict."""
-        return dict(self.args)
-
-    def __getitem__(self, name: str) -> Any:
-        for k, v in self.args:
-            if k == name:
-                return v
-        raise KeyError(f"op {self.op!r} has no field {name!r}")
-
-    def replace(self, **changes: Any) -> Block:
-        """A copy with some arguments changed (validated)."""
-        return Block.make(self.op, {**self.kwargs, **changes})
-
-    def non_default_args(self) -> dict[str, Any]:
-        """The canonical arguments: those that differ from the op's defaults (required ones
-        always), in field order (:meth:`~search_spaces.registry.OpSpec.non_default_args`)."""
-        return self.spec.non_default_args(self.args)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; tuples become lists. Defaults are written too (explicit files)."""
-        return _block_dict(self.op, self.args)
-
-    def canonical_dict(self) -> dict[str, Any]:
-        """:meth:`to_dict` without the arguments equal to their defaults: what the hash covers."""
-        return _block_dict(self.op, self.non_default_args().items())
-
-
-def _block_dict(op: str, args: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """``{"op": ..., "args": ...}`` of ``args``, tuples as lists."""
-    return {"op": op, "args": {k: list(v) if isinstance(v, tuple) else v for k, v in args}}
+from nas.arch_string import format_arch_text, parse_arch_text
+from nas.block import ARCH_FORMAT, ARCH_VERSION, ArchError, Block, block_dict
+from search_spaces.registry import OpConfig, get_op
 
 
 @dataclass(frozen=True)
@@ -280,16 +215,13 @@ class Arch:
 
     def to_str(self) -> str:
         """Compact one-line-per-block form (see :mod:`nas.arch_string`)."""
-        from nas.arch_string import arch_to_str
-
-        return arch_to_str(self)
+        return format_arch_text(self.resolution, self.num_classes, self.in_chans, self.stem, self.blocks, self.head)
 
     @classmethod
     def from_str(cls, text: str) -> Arch:
         """Parse the compact form; problems raise :class:`ArchError` naming the line."""
-        from nas.arch_string import arch_from_str
-
-        return arch_from_str(text)
+        header, stem, blocks, head = parse_arch_text(text)
+        return cls(stem=stem, blocks=tuple(blocks), head=head, **header)
 
     # ----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -355,7 +287,7 @@ def legacy_hash(arch: Arch) -> str:
     """
     def block(b: Block) -> dict[str, Any]:
         names = _LEGACY_FIELDS.get(b.op)
-        return _block_dict(b.op, [(k, v) for k, v in b.args if names is None or k in names])
+        return block_dict(b.op, [(k, v) for k, v in b.args if names is None or k in names])
 
     return _digest(arch._dict(block))
 

@@ -23,9 +23,10 @@ descriptions in small steps.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from nas.arch import ARCH_VERSION, Arch, ArchError, Block
+from nas.block import ARCH_VERSION, ArchError, Block
 from search_spaces.registry import Field, OpSpec, get_op
 
 HEADER = f"litenas/{ARCH_VERSION}"
@@ -132,8 +133,10 @@ def _parse_header(line: str) -> dict[str, int]:
     return out
 
 
-def arch_from_str(text: str) -> Arch:
-    """Parse the compact form; every problem raises :class:`ArchError` naming the line."""
+def parse_arch_text(text: str) -> tuple[dict[str, int], Block, list[Block], Block]:
+    """The header (``resolution``, ``num_classes``, maybe ``in_chans``), stem, body blocks and head
+    of the compact form (:meth:`nas.arch.Arch.from_str` makes them a network); every problem raises
+    :class:`ArchError` naming the line."""
     if not isinstance(text, str):
         raise ArchError(f"expected text, got {type(text).__name__}")
     lines = [(n, raw.split("#", 1)[0].strip()) for n, raw in enumerate(text.splitlines(), 1)]
@@ -171,21 +174,23 @@ def arch_from_str(text: str) -> Arch:
         raise ArchError("missing 'stem <token>' line")
     if head is None:
         raise ArchError("missing 'head <token>' line")
-    return Arch(stem=stem, blocks=tuple(blocks), head=head, **header)
+    return header, stem, blocks, head
 
 
-def arch_to_str(arch: Arch) -> str:
-    """Compact form of ``arch``; consecutive identical blocks are folded with ``r<n>``."""
-    header = f"{HEADER} res{arch.resolution} cls{arch.num_classes}"
-    if arch.in_chans != 3:
-        header += f" in{arch.in_chans}"
-    lines = [header, f"stem {block_to_token(arch.stem)}"]
+def format_arch_text(resolution: int, num_classes: int, in_chans: int, stem: Block, blocks: Sequence[Block],
+                     head: Block) -> str:
+    """Compact form of a network (:meth:`nas.arch.Arch.to_str`); consecutive identical blocks are
+    folded with ``r<n>``."""
+    header = f"{HEADER} res{resolution} cls{num_classes}"
+    if in_chans != 3:
+        header += f" in{in_chans}"
+    lines = [header, f"stem {block_to_token(stem)}"]
     i = 0
-    while i < len(arch.blocks):
+    while i < len(blocks):
         j = i
-        while j + 1 < len(arch.blocks) and arch.blocks[j + 1] == arch.blocks[i]:
+        while j + 1 < len(blocks) and blocks[j + 1] == blocks[i]:
             j += 1
-        lines.append(block_to_token(arch.blocks[i], j - i + 1))
+        lines.append(block_to_token(blocks[i], j - i + 1))
         i = j + 1
-    lines.append(f"head {block_to_token(arch.head)}")
+    lines.append(f"head {block_to_token(head)}")
     return "\n".join(lines) + "\n"
