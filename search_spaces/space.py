@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +173,17 @@ class SearchSpace(ABC):
         p = self._parents[i]
         return p < 0 or (active[p] and point[p] in self._choices[i].when)
 
+    def _build_point(self, pick: Callable[[int, Choice], int]) -> Point:
+        """A point built choice by choice in tree order (parents first): ``pick(i, choice)`` gives
+        the index of each active choice, an inactive one takes 0. Sampling, crossover, encoding
+        and the Optuna bridges all walk the tree this way."""
+        point: list[int] = []
+        active: list[bool] = []
+        for i, c in enumerate(self._choices):
+            active.append(self._active_at(i, point, active))
+            point.append(pick(i, c) if active[-1] else 0)
+        return tuple(point)
+
     def active(self, point: Sequence[int]) -> tuple[bool, ...]:
         """Which choices are active at ``point``, or at a prefix of one (parents come first)."""
         out: list[bool] = []
@@ -246,17 +257,17 @@ class SearchSpace(ABC):
         if not isinstance(arch, Arch):
             raise ValueError(f"{self.name}: encode expects an Arch, got {type(arch).__name__}")
         indices = self._encode(arch)
-        point: list[int] = []
-        active: list[bool] = []
-        for i, c in enumerate(self._choices):
-            active.append(self._active_at(i, point, active))
-            if active[-1] and c.name not in indices:
-                raise RuntimeError(f"{self.name}: {c.where}: the encoder gave no index")  # a subclass bug
-            point.append(indices[c.name] if active[-1] else 0)
+
+        def given(_i: int, c: Choice) -> int:
+            if c.name not in indices:
+                raise EncoderError(f"{self.name}: {c.where}: the encoder gave no index")  # a subclass bug
+            return indices[c.name]
+
+        point = self._build_point(given)
         decoded = self.decode(point)
         if decoded != arch:  # the subclass's encoder and decoder disagree: a bug, say where
             raise EncoderError(f"{self.name}: the encoder's point decodes otherwise: {_first_difference(arch, decoded)}")
-        return tuple(point)
+        return point
 
     def contains(self, arch: Arch) -> bool:
         """Whether ``arch`` is a point of the space. An encoder bug (:class:`EncoderError`) is
@@ -308,13 +319,9 @@ class SearchSpace(ABC):
         """A random valid point: every active choice drawn uniformly from its core values."""
         rng = as_rng(rng)
         for _ in range(_MAX_TRIES):
-            point: list[int] = []
-            active: list[bool] = []
-            for i, c in enumerate(self._choices):
-                active.append(self._active_at(i, point, active))
-                point.append(int(c.core[rng.integers(len(c.core))]) if active[-1] else 0)
+            point = self._build_point(lambda _i, c: int(c.core[rng.integers(len(c.core))]))
             if self.always_valid or self.is_valid(point):
-                return tuple(point)
+                return point
         raise RuntimeError(f"{self.name}: no valid point in {_MAX_TRIES} draws; the core values are inconsistent")
 
     def sample(self, rng: np.random.Generator | int) -> Arch:
@@ -374,20 +381,15 @@ class SearchSpace(ABC):
         a, b = self._check_point(a), self._check_point(b)
         parents = (a, b)
         parent_active = (self.active(a), self.active(b))
+
+        def inherit(i: int, _c: Choice) -> int:
+            k = int(rng.integers(2))
+            return parents[k if parent_active[k][i] else 1 - k][i]
+
         for _ in range(_MAX_TRIES):
-            child: list[int] = []
-            active: list[bool] = []
-            for i in range(len(a)):
-                active.append(self._active_at(i, child, active))
-                if not active[-1]:
-                    child.append(0)
-                    continue
-                k = int(rng.integers(2))
-                if not parent_active[k][i]:
-                    k = 1 - k
-                child.append(parents[k][i])
+            child = self._build_point(inherit)
             if self.always_valid or self.is_valid(child):
-                return tuple(child)
+                return child
         return parents[int(rng.integers(2))]
 
     def crossover(self, a: Arch, b: Arch, rng: np.random.Generator | int) -> Arch:
@@ -409,17 +411,12 @@ class SearchSpace(ABC):
     def point_from_labels(self, params: Mapping[str, Any]) -> Point:
         """The point whose active choices carry the labels in ``params`` (extra keys and the
         labels of inactive choices are ignored); ``ValueError`` for a missing or unknown label."""
-        point: list[int] = []
-        active: list[bool] = []
-        for i, c in enumerate(self._choices):
-            active.append(self._active_at(i, point, active))
-            if not active[-1]:
-                point.append(0)
-            elif c.name not in params:
+        def labelled(_i: int, c: Choice) -> int:
+            if c.name not in params:
                 raise ValueError(f"{self.name}: {c.where}: missing (it is active)")
-            else:
-                point.append(c.index_of_label(params[c.name]))
-        return tuple(point)
+            return c.index_of_label(params[c.name])
+
+        return self._build_point(labelled)
 
     def from_optuna_params(self, params: Mapping[str, Any]) -> Arch:
         """The architecture of an Optuna trial's ``params`` (labels by choice name)."""
@@ -428,16 +425,11 @@ class SearchSpace(ABC):
     def suggest_point(self, trial: optuna.trial.BaseTrial, core_only: bool = True) -> Point:
         """Define-by-run: suggest the active choices only, in order (a choice that a parent turned
         off is never a parameter of the trial, so a sampler never models it); the point."""
-        point: list[int] = []
-        active: list[bool] = []
-        for i, c in enumerate(self._choices):
-            active.append(self._active_at(i, point, active))
-            if not active[-1]:
-                point.append(0)
-                continue
+        def suggested(_i: int, c: Choice) -> int:
             options = [c.labels[j] for j in (c.core if core_only else range(len(c)))]
-            point.append(c.index_of_label(trial.suggest_categorical(c.name, options)))
-        return tuple(point)
+            return c.index_of_label(trial.suggest_categorical(c.name, options))
+
+        return self._build_point(suggested)
 
     def suggest(self, trial: optuna.trial.BaseTrial, core_only: bool = True) -> Arch:
         """:meth:`suggest_point`, decoded. In a space with invalid combinations this raises
