@@ -148,18 +148,19 @@ def test_a_search_stopped_by_its_constraints_is_run_again_into_the_same_out(tmp_
     monkeypatch.setattr(runner, "MAX_FRUITLESS_START", 4)
     out = tmp_path / "run"
     argv = SEARCH.format(table=table, out=out).split()
-    assert run_cli([*argv, "--max-latency-ms", "0.001"]) == 2
+    # a weight limit no candidate meets (a latency limit under the fastest network is refused up front)
+    assert run_cli([*argv, "--max-params", "1000"]) == 2
     err = capsys.readouterr().err
-    assert "relax --max-latency-ms 0.001" in err
+    assert "relax --max-params 1000" in err
     assert f"then run again into the same --out {out}: a run that scored nothing takes the new settings" in err
-    assert run_cli([*argv, "--max-latency-ms", "50"]) == 0
-    assert "starting it over with the new settings (max_latency_ms (store: 0.001, now: 50.0))" in caplog.text
+    assert run_cli([*argv, "--max-params", "100000000"]) == 0
+    assert "starting it over with the new settings (max_params (store: 1000, now: 100000000))" in caplog.text
     candidates = json.loads((out / "candidates.json").read_text())
     assert [c["state"] for c in candidates] == ["complete", "complete"]  # the old verdicts were dropped
-    assert json.loads((out / "config.json").read_text())["max_latency_ms"] == 50.0
+    assert json.loads((out / "config.json").read_text())["max_params"] == 100000000
     # now that it scored candidates, other settings are refused, each named
-    assert run_cli([*argv, "--max-latency-ms", "40"]) == 2
-    assert "settings differ: max_latency_ms (store: 50.0, now: 40.0)" in capsys.readouterr().err
+    assert run_cli([*argv, "--max-params", "90000000"]) == 2
+    assert "settings differ: max_params (store: 100000000, now: 90000000)" in capsys.readouterr().err
 
 
 def store(tmp_path: Path, identity: dict) -> RunStore:

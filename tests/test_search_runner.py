@@ -18,7 +18,9 @@ from latency_tables.measure import Settings
 from latency_tables.table import LatencyTable, Timing
 from nas.cli import main
 from nas.search.config import SearchConfig
+from nas.search.dnas.supernet import LatencyModel
 from nas.search.runner import Search
+from search_spaces.layerwise import layerwise_view
 from search_spaces.registry import OpConfig
 from search_spaces.spaces import get_space
 
@@ -249,9 +251,12 @@ def test_a_warm_start_is_evaluated_first_and_checked(tmp_path, table) -> None:
 
 def test_the_screen_stops_at_the_first_broken_constraint(tmp_path, table) -> None:
     """Rejected by the latency table alone, a candidate is never built to count its weights."""
-    state = Search.from_config(config(tmp_path, table, max_latency_ms=1e-6, budget=2)).run
+    # a limit just above the fastest network of the space (a lower one is refused up front)
+    view = layerwise_view(get_space("fbnet", resolution=32, num_classes=10))
+    limit = LatencyModel.from_table(view, LatencyTable.load(table, check_env=False)).bounds()[0] * 1.0001
+    state = Search.from_config(config(tmp_path, table, max_latency_ms=limit, budget=2)).run
     with pytest.raises(ValueError, match="none of the first 50 candidates got past the screen"):
         state(progress=False)
-    search = Search.from_config(config(tmp_path / "x", table, max_latency_ms=1e-6, budget=2))
+    search = Search.from_config(config(tmp_path / "x", table, max_latency_ms=limit, budget=2))
     metrics, reason, infeasible = search.evaluation.screen_arch(search.space.sample(0))
     assert infeasible and "latency_pred_ms" in reason and "params" not in metrics
