@@ -3,17 +3,27 @@ an NNI strategy are evaluated by the litenas runner through the ask/tell bridge.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from nni.nas.execution import ExecutionEngine
 from nni.nas.execution.event import FinalMetricEvent, TrainingEndEvent
 from nni.nas.space import ModelStatus
 
-if TYPE_CHECKING:
-    from nas.search.nni_strategies import NNIStrategy
-    from nas.search.strategy import Values
+from nas.search.strategy import Values
 
-__all__ = ["AskTellEngine"]
+__all__ = ["AskTellEngine", "Bridge"]
+
+
+class Bridge(Protocol):
+    """What the engine needs of the ask/tell side (:class:`nas.search.nni_strategies.NNIStrategy`),
+    so that this module does not import it back."""
+
+    @property
+    def open(self) -> bool: ...
+
+    def propose(self, model: Any) -> tuple[bool, Values | None]: ...
+
+    def next_results(self) -> tuple[list[tuple[Any, Values | None]], bool]: ...
 
 
 class AskTellEngine(ExecutionEngine):
@@ -24,7 +34,7 @@ class AskTellEngine(ExecutionEngine):
     loop never sleeps; ``submit_models`` hands each model to that ask and returns.
     """
 
-    def __init__(self, bridge: NNIStrategy):
+    def __init__(self, bridge: Bridge):
         super().__init__()
         self.bridge = bridge
         self._history: list[Any] = []

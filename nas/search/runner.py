@@ -317,7 +317,8 @@ class Search:
         evaluator (its architectures then have ``num_classes`` outputs)."""
         evaluation = Evaluation.from_config(config, score=score, num_classes=num_classes)
         objective = evaluation.objective
-        strategy = make_strategy(config, evaluation.space, objective.n_values)
+        strategy = make_strategy(config.strategy, evaluation.space, objective.n_values, seed=config.seed,
+                                 population=config.population, sample_size=config.sample_size)
         cache = config.run_dir / "cache"
         recovery = (f"the scores evaluated so far are kept in {cache}: move the damaged database aside and run the "
                     "same command again (scored candidates are read back from the cache, not evaluated again)")
