@@ -159,16 +159,16 @@ class Arch:
         a valid description too (:meth:`from_dict` fills the defaults back in)."""
         return self._dict(Block.canonical_dict)
 
-    def _dict(self, block_dict: Callable[[Block], dict[str, Any]]) -> dict[str, Any]:
+    def _dict(self, describe: Callable[[Block], dict[str, Any]]) -> dict[str, Any]:
         return {
             "format": ARCH_FORMAT,
             "version": ARCH_VERSION,
             "resolution": self.resolution,
             "in_chans": self.in_chans,
             "num_classes": self.num_classes,
-            "stem": block_dict(self.stem),
-            "blocks": [block_dict(b) for b in self.blocks],
-            "head": block_dict(self.head),
+            "stem": describe(self.stem),
+            "blocks": [describe(b) for b in self.blocks],
+            "head": describe(self.head),
         }
 
     def to_json(self, indent: int | None = 1) -> str:

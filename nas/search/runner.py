@@ -84,7 +84,7 @@ def _check_coverage(table: LatencyTable, space: SearchSpace, config: SearchConfi
     meet (another space, resolution or class count): without ``--measure-missing`` every such
     candidate would fail at the screen."""
     needed = space.op_configs(resolution, core_only=True)
-    missing = [c.key() for c in needed if c.key() not in table.entries]
+    missing = [key for key in (c.key() for c in needed) if key not in table.entries]
     if missing:
         raise ValueError(
             f"--latency-table {config.latency_table} ({table.meta.get('space', '?')} @{table.resolution}px) lacks "
