@@ -21,7 +21,8 @@ ends by itself. It then checks what a user relies on:
 Everything runs on one CPU thread (``OMP_NUM_THREADS=1``), so results are deterministic. The soak
 is resumable: its state (``soak.json`` in ``--work``) records each job's kills; a soak that is
 itself killed goes on where it stopped (a ``nas search`` command run again resumes its run). The
-results go to ``docs/soak_search.{md,json}`` with the command that re-runs them.
+results go to ``docs/soak_search.{md,json}`` (``long``: ``docs/soak_search_long.{md,json}``) with the
+command that re-runs them.
 """
 
 from __future__ import annotations
@@ -62,22 +63,24 @@ def _job(name: str, budget: int, *flags: str) -> Job:
                       "--budget", str(budget), "--seed", "3", "--threads", "1", *flags))
 
 
+# A training-scored evolution: one epoch on 40 synthetic images per class per candidate.
+_TRAIN_EVOLUTION = ("--strategy", "evolution", "--evaluator", "train", "--data", "synthetic", "--train-epochs", "1",
+                    "--train-per-class", "40", "--test-per-class", "10", "--batch-size", "32", "--max-latency-ms", "8")
+PRESETS = ("full", "long", "smoke")
+
+
 def jobs(preset: str) -> list[Job]:
     """The jobs of a preset. ``full``: three searches (training, a zero-cost proxy, the predictor;
     evolution, NSGA-II, TPE) of 3-11 minutes each uninterrupted on one thread of a 2-core VM;
     ``long``: one training-scored evolution of about 40 minutes, killed every few minutes;
     ``smoke``: one predictor search of seconds."""
     if preset == "long":
-        return [_job("train-evolution-long", 400, "--strategy", "evolution", "--evaluator", "train", "--data",
-                     "synthetic", "--train-epochs", "1", "--train-per-class", "40", "--test-per-class", "10",
-                     "--batch-size", "32", "--max-latency-ms", "8", "--population", "24", "--sample-size", "6")]
+        return [_job("train-evolution-long", 400, *_TRAIN_EVOLUTION, "--population", "24", "--sample-size", "6")]
     if preset == "smoke":
         return [_job("predictor-evolution", 30, "--strategy", "evolution", "--evaluator", "predictor",
                      "--max-latency-ms", "10", "--population", "8", "--sample-size", "3")]
     return [
-        _job("train-evolution", 120, "--strategy", "evolution", "--evaluator", "train", "--data", "synthetic",
-             "--train-epochs", "1", "--train-per-class", "40", "--test-per-class", "10", "--batch-size", "32",
-             "--max-latency-ms", "8", "--population", "12", "--sample-size", "4"),
+        _job("train-evolution", 120, *_TRAIN_EVOLUTION, "--population", "12", "--sample-size", "4"),
         _job("proxy-nsga2", 400, "--strategy", "nsga2", "--objective", "pareto", "--evaluator", "proxy",
              "--proxy", "naswot", "--data", "synthetic", "--batch-size", "32", "--population", "16"),
         _job("predictor-tpe", 400, "--strategy", "tpe", "--evaluator", "predictor", "--max-latency-ms", "12"),
@@ -213,7 +216,7 @@ def platform_line() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=("full", "long", "smoke"), default="full", help="the jobs (default full)")
+    p.add_argument("--preset", choices=PRESETS, default="full", help="the jobs (default full)")
     p.add_argument("--work", default=None, help="run directories and soak state (default runs/soak_search/PRESET)")
     p.add_argument("--kill-min-s", type=float, default=None, help="shortest delay before a kill (default 20; long 60; smoke 4)")
     p.add_argument("--kill-max-s", type=float, default=None,
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = {"kill_min_s": (20.0, 60.0, 4.0), "kill_max_s": (240.0, 300.0, 10.0), "max_kills": (12, 40, 2)}
     for name, by_preset in defaults.items():
         if getattr(args, name) is None:
-            setattr(args, name, by_preset[("full", "long", "smoke").index(args.preset)])
+            setattr(args, name, by_preset[PRESETS.index(args.preset)])
     if not 0 < args.kill_min_s <= args.kill_max_s:
         p.error(f"--kill-min-s {args.kill_min_s} and --kill-max-s {args.kill_max_s}: need 0 < min <= max")
     if args.max_kills < 0:
