@@ -6,7 +6,10 @@ data's content fingerprint and sizes), how (the recipe), and what came out (test
 wall time, where it was measured). Records are keyed by ``(arch hash, data fingerprint, recipe)``,
 so the same network trained under another recipe is another record, and adding one that exists
 replaces it. The file is rewritten atomically after every addition, so a long collection
-(hours of training) loses nothing to a crash and resumes by skipping the keys it holds.
+(hours of training) loses nothing to a crash and resumes by skipping the keys it holds. Several
+processes may add to one file at once (a benchmark split into shards, one per core): an addition
+takes an exclusive lock on ``<file>.lock``, re-reads the file and merges before it writes, so no
+process overwrites another's records.
 
 Sources: the ranking benchmark, ``nas train`` runs (:func:`record_from_run`) and the search's train
 evaluator results can all be collected into one file.
@@ -18,10 +21,12 @@ hash, and the next :meth:`TrainedNets.add` writes the current one.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +93,7 @@ class TrainedNets:
             self._load()
 
     def _load(self) -> None:
+        """Read the file's records into this object (records it holds already are replaced)."""
         data = read_json_file(self.path, "a litenas trained-networks file")
         if data.get("format") != FORMAT:
             raise JSONFileError(f"{self.path}: not a litenas trained-networks file (format {FORMAT!r})")
@@ -116,10 +122,25 @@ class TrainedNets:
         return self._records.get(key)
 
     def add(self, record: TrainedNet) -> None:
-        """Add (or replace) ``record`` and rewrite the file atomically."""
-        self._records[record.key] = record
-        atomic_write_json(self.path, {"format": FORMAT, "version": VERSION,
-                                      "records": [r.to_dict() for r in self._records.values()]})
+        """Add (or replace) ``record`` and rewrite the file atomically, merged with what other
+        processes added to it since it was read."""
+        with self._locked():
+            if self.path.exists():
+                self._load()
+            self._records[record.key] = record
+            atomic_write_json(self.path, {"format": FORMAT, "version": VERSION,
+                                          "records": [r.to_dict() for r in self._records.values()]})
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive advisory lock on ``<file>.lock`` for one read-merge-write."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def select(self, *, data_fingerprint: str | None = None, recipe: Mapping[str, Any] | None = None) -> list[TrainedNet]:
         """The records trained on that data and/or with that recipe."""

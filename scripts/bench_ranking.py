@@ -35,7 +35,8 @@ written atomically after every network: killed at any moment, the script continu
 stopped when started again. Order: fixed points first, then the sampled networks in a
 farthest-first order of their latency bins (lowest, highest, middle, quarters, ...), so a
 partial run already spans the latency range. ``--limit`` and ``--time-budget-s`` cut an
-invocation to fit a session.
+invocation to fit a session; ``--shard I/N`` splits the plan over N processes that share the
+results file (one per core).
 
 Report (``--out``.md and .json, regenerated from the results file at the end of every
 invocation, or alone with ``--report-only``): recipe, data, progress (trained / planned, what
@@ -504,7 +505,8 @@ def train_missing(plan: Plan, data: Dataset, config: TrainConfig, store: Trained
     """Train the planned networks the store lacks, in plan order, within ``--limit`` and
     ``--time-budget-s``; every result is added to the store at once."""
     done = {r.arch_hash for r in store.select(data_fingerprint=data.fingerprint, recipe=config.to_dict())}
-    todo = [c for c in plan.candidates if c.arch.hash() not in done]
+    index, count = args.shard
+    todo = [c for i, c in enumerate(plan.candidates) if i % count == index and c.arch.hash() not in done]
     if args.limit is not None:
         todo = todo[:args.limit]
     exec_plan = plan_for("cpu", threads=args.threads)
@@ -714,6 +716,17 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+def parse_shard(text: str, p: argparse.ArgumentParser) -> tuple[int, int]:
+    """``"I/N"`` as ``(I, N)`` with ``0 <= I < N``; anything else is a usage error."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        p.error(f"--shard: expected I/N (e.g. 0/2), got {text!r}")
+    if not 0 <= index < count:
+        p.error(f"--shard: need 0 <= I < N, got {text!r}")
+    return index, count
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
@@ -744,6 +757,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="train at most N new networks in this invocation")
     p.add_argument("--time-budget-s", type=float, default=None,
                    help="start no new training after this many seconds of this invocation")
+    p.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="train only the planned networks whose plan position is I modulo N: run N processes "
+                        "(I = 0..N-1, --threads 1 each) to use N cores; they share --results safely "
+                        "(default %(default)s)")
     p.add_argument("--report-only", action="store_true", help="only regenerate the report from the results file")
     p.add_argument("--results", default="docs/bench_ranking_trained.json",
                    help="TrainedNets results file (default %(default)s)")
@@ -762,6 +779,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--threads and --epochs must be >= 1, --proxy-batch >= 2")
     if args.limit is not None and args.limit < 0:
         p.error("--limit must be >= 0")
+    args.shard = parse_shard(args.shard, p)
     default = [e for e in ESTIMATORS if e != "supernet" or args.supernet]
     args.estimator_names = default if args.estimators is None else [
         e.strip() for e in args.estimators.split(",") if e.strip()]

@@ -129,8 +129,10 @@ def test_tiny_run_writes_results_and_report_and_resumes(tmp_path: Path, capsys: 
     md = (tmp_path / "report.md").read_text()
     assert "1 of 3 planned networks trained" in md and "Not trained yet (2)" in md
 
-    second = _run(tmp_path, capsys)  # continues: the first network is in the file
-    assert (second["trained"], second["new"], second["remaining"]) == (3, 2, 0)
+    odd = _run(tmp_path, capsys, "--shard", "1/2")  # continues: the first network is in the file
+    assert (odd["trained"], odd["new"], odd["remaining"]) == (2, 1, 1)  # plan position 1 only
+    second = _run(tmp_path, capsys, "--shard", "0/2")  # positions 0 (done) and 2
+    assert (second["trained"], second["new"], second["remaining"]) == (3, 1, 0)
     store = TrainedNets(tmp_path / "trained.json")
     assert len(store) == 3
     for r in store:

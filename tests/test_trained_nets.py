@@ -4,6 +4,7 @@ records from nas train runs."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,28 @@ def test_round_trip_keys_and_replacement(tmp_path: Path) -> None:
     assert {r.top1 for r in again.select(recipe={"epochs": 1})} == {52.0, 55.0}
     assert len(again.select(data_fingerprint="other")) == 0
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _add_widths(path: Path, widths: list[int]) -> None:
+    nets = TrainedNets(path)  # read once, before the other writer's additions
+    for w in widths:
+        nets.add(TrainedNet.of(tiny(w), DATA, {"epochs": 1}, float(w)))
+
+
+def test_concurrent_writers_keep_each_others_records(tmp_path: Path) -> None:
+    """Two processes adding to one file (benchmark shards) lose nothing: each addition merges
+    what the other wrote since it was read."""
+    path = tmp_path / "nets.json"
+    TrainedNets(path).add(TrainedNet.of(tiny(4), DATA, {"epochs": 1}, 4.0))
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_add_widths, args=(path, list(range(start, start + 40, 2))))
+               for start in (8, 9)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    assert sorted(r.top1 for r in TrainedNets(path)) == [4.0, *map(float, range(8, 48))]
 
 
 def test_foreign_or_broken_files_are_refused(tmp_path: Path) -> None:
