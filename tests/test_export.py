@@ -34,6 +34,7 @@ from nas.export import FORMATS, ExportError, check_input, export
 from nas.export.onnx import onnxruntime_available
 from nas.export.pysource import PySourceError, generate
 from search_spaces import zoo
+from search_spaces.mobile import MobileSpace
 from search_spaces.space import SearchSpace
 from search_spaces.spaces import get_space, space_names
 
@@ -72,6 +73,9 @@ def _cases() -> dict[str, Arch]:
         rng = np.random.default_rng(0)
         for i in range(SAMPLES):
             cases[f"{space.name}_{i:02d}"] = _small(space.sample(rng))
+    # An op no shipped space offers by default (Fused-MBConv) enters through a space built with it.
+    fused = MobileSpace(resolution=32, num_classes=10, templates=("er_k3_e4", "er_k5_e1_se0.25", "skip"))
+    cases["fused_00"] = fused.sample(np.random.default_rng(0))
     return cases
 
 

@@ -79,14 +79,16 @@ class GhostModule(nn.Module):
 class GhostBottleneck(nn.Module):
     """Ghost module, [depthwise conv-BN on stride 2], [SE], ghost module (linear), + shortcut."""
 
-    def __init__(self, in_chs: int, a: Mapping[str, Any]):
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, *, mid_chs: int, kernel: int = 3,
+                 act: str = "relu", se_ratio: float = 0.0, se_style: str = "ghost", ratio: int = 2,
+                 cheap_kernel: int = 3, downsample: str = "standard"):
         super().__init__()
-        mid, out, k, stride = a["mid_chs"], a["out_chs"], a["kernel"], a["stride"]
-        padding_free = a["downsample"] == "padding_free"
-        self.ghost1 = GhostModule(in_chs, mid, a["act"], a["ratio"], a["cheap_kernel"])
+        mid, out, k = mid_chs, out_chs, kernel
+        padding_free = downsample == "padding_free"
+        self.ghost1 = GhostModule(in_chs, mid, act, ratio, cheap_kernel)
         self.conv_dw = DownsampleDW(mid, k, stride, "none", padding_free) if stride > 1 else None
-        self.se = se_module(a["se_style"], a["se_ratio"], mid, mid / in_chs, a["act"]) if a["se_ratio"] else None
-        self.ghost2 = GhostModule(mid, out, "none", a["ratio"], a["cheap_kernel"])
+        self.se = se_module(se_style, se_ratio, mid, mid / in_chs, act) if se_ratio else None
+        self.ghost2 = GhostModule(mid, out, "none", ratio, cheap_kernel)
         if in_chs == out and stride == 1:
             self.shortcut: nn.Module = nn.Identity()
         else:
@@ -130,7 +132,7 @@ register(OpSpec(
         Field("cheap_kernel", "ck", "int", 3, doc="kernel of the cheap depthwise operation", check=_odd_kernel),
         downsample_field(),
     ),
-    build=lambda ctx, a: GhostBottleneck(ctx.in_chs, a),
+    build=lambda ctx, a: GhostBottleneck(ctx.in_chs, **a),
     weight_roles=_roles,
     out_chs=lambda in_chs, a: a["out_chs"],
     out_size=dw_out_size,

@@ -47,21 +47,20 @@ from search_spaces.registry import Field, OpSpec, register
 VARIANTS = ("v2", "v2b")
 
 
-def unit_channels(in_chs: int, a: Mapping[str, Any]) -> tuple[int, int, int, int]:
+def unit_channels(in_chs: int, out_chs: int, stride: int, variant: str) -> tuple[int, int, int, int]:
     """``(main_in, mid, main_out, side_out)`` channels of a unit.
 
     ``main_in``: input width of the main (1x1-dw-1x1) branch; ``mid``: its inner width;
     ``main_out``: its output width; ``side_out``: what the other branch carries (the untouched
     half at stride 1, the projection branch's output at stride 2).
     """
-    out = a["out_chs"]
-    if a["stride"] == 1:
+    if stride == 1:
         main_in = side_out = in_chs // 2
     else:
         main_in = in_chs
-        side_out = out // 2 if a["variant"] == "v2" else in_chs
-    main_out = out - side_out
-    mid = main_out if a["variant"] == "v2" else out // 2
+        side_out = out_chs // 2 if variant == "v2" else in_chs
+    main_out = out_chs - side_out
+    mid = main_out if variant == "v2" else out_chs // 2
     return main_in, mid, main_out, side_out
 
 
@@ -90,11 +89,12 @@ class ShuffleUnit(nn.Module):
     (``None`` at stride 1, where the first half of the input passes through), ``branch_main`` the
     1x1-dw-1x1 branch; their outputs are concatenated and shuffled."""
 
-    def __init__(self, in_chs: int, a: Mapping[str, Any]):
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, *, kernel: int | tuple[int, ...] = 3,
+                 act: str = "relu", variant: str = "v2", downsample: str = "standard"):
         super().__init__()
-        self.stride = a["stride"]
-        k, act, pf = a["kernel"], a["act"], a["downsample"] == "padding_free"
-        main_in, mid, main_out, side_out = unit_channels(in_chs, a)
+        self.stride = stride
+        k, pf = kernel, downsample == "padding_free"
+        main_in, mid, main_out, side_out = unit_channels(in_chs, out_chs, stride, variant)
         self.branch_proj = None
         if self.stride == 2:
             self.branch_proj = nn.Sequential(
@@ -123,7 +123,7 @@ def _check(in_chs: int, a: Mapping[str, Any]) -> str | None:
         return f"field 'out_chs': must be even for the 2-group channel shuffle, got {out}"
     if a["stride"] == 1 and in_chs % 2:
         return f"input channels must be even for the channel split of a stride-1 unit, got {in_chs}"
-    main_in, mid, main_out, side_out = unit_channels(in_chs, a)
+    main_in, mid, main_out, side_out = unit_channels(in_chs, out, a["stride"], a["variant"])
     if main_out < 1:
         return (f"field 'out_chs': {out} leaves the main branch no channels "
                 f"(the other branch already carries {side_out})")
@@ -155,7 +155,7 @@ register(OpSpec(
               choices=VARIANTS),
         downsample_field(),
     ),
-    build=lambda ctx, a: ShuffleUnit(ctx.in_chs, a),
+    build=lambda ctx, a: ShuffleUnit(ctx.in_chs, **a),
     weight_roles=lambda a: {"branch_proj.": "branch_proj", "branch_main.": "branch_main"},
     out_chs=lambda in_chs, a: a["out_chs"],
     out_size=_out_size,
