@@ -11,7 +11,8 @@ block and the field, so a malformed description never reaches torch.
 Serialisations, both lossless:
 
 - versioned JSON (:meth:`Arch.to_json` / :meth:`Arch.from_json`, :meth:`Arch.save` /
-  :meth:`Arch.load`);
+  :meth:`Arch.load`); a file of an older format version is migrated when read
+  (:mod:`nas.arch_migrations`);
 - a compact line-per-block string in the spirit of timm's ``ir_r2_k3.5_s2_e6_c40_se0.25``
   (:meth:`Arch.to_str` / :meth:`Arch.from_str`, see :mod:`nas.arch_string`).
 """
@@ -26,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.arch_migrations import upgrade
 from nas.arch_string import format_arch_text, parse_arch_text
 from nas.block import ARCH_FORMAT, ARCH_VERSION, ArchError, Block, block_dict
+from nas.io import atomic_write_text
 from search_spaces.registry import OpConfig, get_op
 
 
@@ -182,9 +185,7 @@ class Arch:
             raise ArchError(f"an architecture must be a JSON object, got {type(data).__name__}")
         if data.get("format", ARCH_FORMAT) != ARCH_FORMAT:
             raise ArchError(f"field 'format': expected {ARCH_FORMAT!r}, got {data.get('format')!r}")
-        version = data.get("version", ARCH_VERSION)
-        if version != ARCH_VERSION:
-            raise ArchError(f"field 'version': unsupported version {version!r} (this litenas reads {ARCH_VERSION})")
+        data = upgrade(data)  # a description of an older format version, in the current one
         known = {"format", "version", "resolution", "in_chans", "num_classes", "stem", "blocks", "head"}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -226,8 +227,6 @@ class Arch:
     # ----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-        from nas.io import atomic_write_text
-
         return atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod

@@ -152,7 +152,9 @@ BAD_JSON = [
     (mutated(("resolution",), 2) | {"blocks": [mutated(("blocks", 1, "args", "downsample"), "padding_free")["blocks"][1]]},
      ["block 0", "shrinks to nothing"]),
     (mutated(("num_classes",), DELETE), ["num_classes", "missing"]),
-    (mutated(("version",), 99), ["version", "99"]),
+    (mutated(("version",), 99), ["version", "99", "newer litenas"]),
+    (mutated(("version",), 0), ["version", "positive integer"]),
+    (mutated(("version",), "1"), ["version", "positive integer"]),
     (mutated(("format",), "onnx"), ["format"]),
     (mutated(("depth",), 3), ["unknown field 'depth'"]),
     ([1, 2, 3], ["JSON object"]),
@@ -168,6 +170,43 @@ def test_malformed_json_is_rejected_with_a_clear_message(data, needles) -> None:
         Arch.from_dict(data)
     for needle in needles:
         assert needle in str(info.value), (needle, str(info.value))
+
+
+def test_an_older_format_version_is_migrated_step_by_step() -> None:
+    """The migration path (:mod:`nas.arch_migrations`): steps chain from a file's version to the
+    current one; a missing or failing step is an error naming the version. Steps are passed in,
+    as a format change would register them, without writing into the shipped table (empty while
+    version 1 is the only format)."""
+    from nas.arch_migrations import MIGRATIONS, upgrade
+
+    assert dict(MIGRATIONS) == {} and upgrade(GOOD) == GOOD
+    # Imagined history: version 1 named the ir field ``expansion``, version 2 wrote widths in a
+    # ``width`` key; version 3 is today's.
+    old = json.loads(json.dumps(GOOD))
+    old["version"] = 1
+    for b in old["blocks"]:
+        b["args"]["width"] = b["args"].pop("out_chs")
+        if b["op"] == "ir":
+            b["args"]["expansion"] = b["args"].pop("exp_ratio")
+
+    def v1_to_v2(d: dict) -> dict:
+        blocks = [b | {"args": {("exp_ratio" if k == "expansion" else k): v for k, v in b["args"].items()}}
+                  for b in d["blocks"]]
+        return d | {"blocks": blocks}
+
+    def v2_to_v3(d: dict) -> dict:
+        return d | {"blocks": [b | {"args": {("out_chs" if k == "width" else k): v for k, v in b["args"].items()}}
+                               for b in d["blocks"]]}
+
+    migrated = upgrade(old, current=3, steps={1: v1_to_v2, 2: v2_to_v3})
+    assert migrated["version"] == 3 and old["version"] == 1  # the input is left as it was
+    assert Arch.from_dict(migrated | {"version": GOOD["version"]}) == Arch.from_dict(GOOD)
+    with pytest.raises(ValueError, match="'version': no migration from version 2 to 3"):
+        upgrade(old, current=3, steps={1: v1_to_v2})
+    with pytest.raises(ValueError, match="'version': migrating a version-1 description failed"):
+        upgrade(old, current=3, steps={1: lambda d: d["missing"], 2: v2_to_v3})
+    with pytest.raises(ValueError, match="'version': 4 is from a newer litenas"):
+        upgrade(old | {"version": 4}, current=3, steps={})
 
 
 BAD_TEXT = [
