@@ -5,7 +5,7 @@ calibrate and validate them.
   by path; :func:`names` and :func:`list_tables` tell what is shipped (``nas latency list``).
 - :mod:`latency_tables.table`: the file format (:class:`LatencyTable`).
 - :mod:`latency_tables.measure`: the timing harness.
-- :mod:`latency_tables.build`: ``python -m latency_tables.build`` measures a space's ops.
+- :mod:`latency_tables.build`: ``python -m latency_tables build`` measures a space's ops.
 - :mod:`latency_tables.predict`: sum of op medians + calibrated overhead (:class:`LatencyPredictor`).
 - :mod:`latency_tables.validate`: whole-network measurements against predictions.
 

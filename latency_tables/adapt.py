@@ -23,29 +23,25 @@ networks (``nas latency validate --seed`` another than adapt's) for the honest f
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from latency_tables.check import run_probe
 from latency_tables.device import fingerprint
-from latency_tables.measure import Settings, add_harness_arguments, harness_kwargs, measure_archs
+from latency_tables.measure import Settings, measure_archs
 from latency_tables.predict import (
-    METHODS,
     LatencyPredictor,
     fit_calibration,
     loo_predictions,
     measurement_records,
 )
-from latency_tables.sampling import stratified_archs, zoo_archs
 from latency_tables.table import LatencyTable, now_iso
 from latency_tables.validate import metrics
 from nas.arch import Arch
 
-__all__ = ["adapt", "add_arguments", "run"]
+__all__ = ["adapt"]
 
 
 def adapt(source: LatencyTable, archs: Sequence[Arch], fixed_points: dict[str, Arch] | None = None, *,
@@ -91,62 +87,3 @@ def adapt(source: LatencyTable, archs: Sequence[Arch], fixed_points: dict[str, A
         "probe": {"ms": probe, "created": report["created"]},
     })
     return adapted, report
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``adapt``."""
-    parser.add_argument("--table", required=True, help="the source table (shipped name or file)")
-    parser.add_argument("--out", required=True, help="where to write the adapted table (the source is not changed)")
-    parser.add_argument("-n", type=int, default=40,
-                        help="networks to measure, spread over the space's latency range (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=3,
-                        help="sampling seed; validate with another (default %(default)s)")
-    parser.add_argument("--no-zoo", action="store_true",
-                        help="leave out the zoo's fixed points at the table's resolution (measured by default)")
-    parser.add_argument("--method", default="auto", choices=("auto", *METHODS),
-                        help="calibration model (default: lowest leave-one-out MAPE, per_class among them)")
-    add_harness_arguments(parser, passes=True)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Handler of ``adapt``."""
-    import latency_tables
-    from nas.cli.output import print_json
-
-    if args.n < 0:
-        raise ValueError(f"-n must be >= 0, got {args.n}")
-    out = Path(args.out)
-    if out.is_dir():
-        raise ValueError(f"--out: {out} is a directory; give the adapted table's file name")
-    source = latency_tables.load(args.table, check_env=False)
-    space = source.meta.get("space")
-    if args.n and not space:
-        raise ValueError(f"{args.table}: the table names no search space to sample networks from; use -n 0")
-    predictor = LatencyPredictor(source)
-    archs = (stratified_archs(space, source.resolution, args.n, args.seed, predictor.op_sum,
-                              source.meta.get("num_classes")) if args.n else [])
-    fixed = {} if args.no_zoo else {name: a for name, a in zoo_archs(source.resolution, source.meta.get("num_classes"))
-                                    .items() if all(c.key() in source for c in a.op_configs())}
-    adapted, report = adapt(source, archs, fixed, method=args.method, harness=harness_kwargs(args),
-                            passes=args.passes)
-    adapted.meta["calibration_space"] = space
-    adapted.meta["calibration_seed"] = args.seed
-    adapted.save(out)
-    report["out"] = str(out)
-    if args.json:
-        print_json(report)
-        return 0
-    print(f"{out}: {source.meta['device_name']!r} -> {adapted.meta['device_name']!r}, calibration {report['method']} "
-          f"fitted on {len(archs)} networks + {len(fixed)} fixed points ({report['measure_seconds']:.0f} s measuring)")
-    for label, key in (("before", "before"), ("after (leave-one-out)", "leave_one_out")):
-        for kind in ("random", "fixed_points"):
-            m = report[key][kind]
-            if m.get("n"):
-                print(f"{label:>22} {kind:>12}: n={m['n']}  MAPE {m['mape_pct']:.2f}%  within 10%: "
-                      f"{m['within_10pct']:.0%}  Kendall tau {m['kendall_tau']:.3f}  worst {m['max_abs_error_pct']:.1f}%")
-    return 0

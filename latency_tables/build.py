@@ -3,7 +3,7 @@ can produce at one resolution.
 
 Runs on the target device with only torch and litenas's core installed::
 
-    python -m latency_tables.build --space fbnet --resolution 224 --device cpu --threads 1 \\
+    python -m latency_tables build --space fbnet --resolution 224 --device cpu --threads 1 \\
         --out fbnet_224_cpu.json
 
 (the same as ``nas latency build ...``). The build is resumable: re-running skips every key the
@@ -14,29 +14,23 @@ the last few seconds of measurements and never corrupts the file.
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from latency_tables.measure import (
-    BACKENDS,
-    CACHES,
-    CLOCKS,
-    DTYPES,
     Settings,
-    add_harness_arguments,
-    harness_kwargs,
     measure_ops,
 )
-from latency_tables.sampling import open_space, zoo_archs
+from latency_tables.sampling import open_space
 from latency_tables.table import LatencyTable
 from search_spaces.registry import OpConfig
 
-__all__ = ["unique_configs", "space_configs", "build_table", "add_arguments", "run", "main"]
+__all__ = ["unique_configs", "space_configs", "build_table"]
 
 
 def unique_configs(configs: Iterable[OpConfig]) -> list[OpConfig]:
@@ -102,8 +96,6 @@ def build_table(
     Returns:
         The table, as saved in ``out``.
     """
-    from tqdm import tqdm
-
     if interleave < 1:
         raise ValueError(f"interleave must be >= 1, got {interleave}")
     out = Path(out)
@@ -139,93 +131,3 @@ def build_table(
             table.save(out)  # keep what was measured since the last checkpoint
             raise
     return table
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``build`` (shared by ``nas latency build`` and ``python -m latency_tables.build``)."""
-    parser.add_argument("--space", help="search space whose op configurations to measure")
-    parser.add_argument("--extra", action="store_true",
-                        help="with --space: also the ops of its extra (encode-only) values, not just the "
-                             "core values its sampler draws from")
-    parser.add_argument("--zoo", action="store_true",
-                        help="also measure every zoo entry (fixed point) whose input is --resolution")
-    parser.add_argument("--resolution", type=int, required=True, help="network input resolution")
-    parser.add_argument("--num-classes", type=int,
-                        help="classifier outputs of the space's networks (default: the space's own)")
-    parser.add_argument("--out", required=True, help="table file (JSON); an existing one is resumed")
-    g = parser.add_argument_group("what is measured (recorded in the table)")
-    g.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
-    g.add_argument("--threads", type=int, default=1, help="intra-op CPU threads (default %(default)s)")
-    g.add_argument("--batch-size", type=int, default=1, help="images per call (default %(default)s)")
-    g.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="default %(default)s")
-    g.add_argument("--backend", default="eager", choices=BACKENDS, help="default %(default)s")
-    g.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    g.add_argument("--clock", default="wall", choices=CLOCKS,
-                   help="wall time, or the thread's CPU time (1 CPU thread; for a shared machine)")
-    g.add_argument("--cache", default="cold", choices=CACHES,
-                   help="cold: evict caches and rewrite the input before each timed call, as within a "
-                        "network (default); warm: calls back to back")
-    add_harness_arguments(parser)
-    parser.add_argument("--interleave", type=int, default=8,
-                        help="ops measured together, interleaved against noise (default %(default)s)")
-    parser.add_argument("--checkpoint-seconds", type=float, default=15.0,
-                        help="save (atomically) at most this often (default %(default)s)")
-    parser.add_argument("--limit", type=int, help="measure at most this many new ops in this run")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Handler of ``build``: measure, save, print a summary."""
-    from nas.cli.output import print_json
-
-    if not args.space and not args.zoo:
-        raise ValueError("nothing to measure: give --space NAME and/or --zoo")
-    settings = Settings(device=args.device, threads=args.threads, batch_size=args.batch_size, dtype=args.dtype,
-                        backend=args.backend, channels_last=args.channels_last, clock=args.clock, cache=args.cache,
-                        **harness_kwargs(args))
-    configs: list[OpConfig] = []
-    sources: list[str] = []
-    meta: dict[str, Any] = {}
-    # The zoo first: few ops, and the ones a search's report compares against.
-    if args.zoo:
-        archs = zoo_archs(args.resolution, args.num_classes)
-        if not archs:
-            raise ValueError(f"no zoo entry has input resolution {args.resolution}")
-        for arch in archs.values():
-            configs += arch.op_configs()
-        sources.append("zoo")
-    if args.space:
-        configs += space_configs(args.space, args.resolution, extra=args.extra, num_classes=args.num_classes)
-        sources.append(f"space:{args.space}" + ("+extra" if args.extra else ""))
-        meta["space"] = args.space
-        if args.num_classes is not None:
-            meta["num_classes"] = args.num_classes
-    wanted = len(unique_configs(configs))
-    table = build_table(configs, args.out, settings, resolution=args.resolution, sources=sources, meta=meta,
-                        interleave=args.interleave, checkpoint_seconds=args.checkpoint_seconds, limit=args.limit)
-    missing = sum(1 for c in unique_configs(configs) if c.key() not in table)
-    summary: dict[str, Any] = {"table": str(table.path), "ops_wanted": wanted, "entries": len(table),
-                               "still_missing": missing, "meta": table.meta}
-    if args.json:
-        print_json(summary)
-    else:
-        print(f"{table.path}: {len(table)} entries ({wanted} wanted, {missing} still missing); {table.describe()}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m latency_tables.build``."""
-    from latency_tables.command import run_main
-
-    parser = argparse.ArgumentParser(prog="python -m latency_tables.build", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run_main(parser, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

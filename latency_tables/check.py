@@ -27,7 +27,6 @@ not fit with ``nas latency adapt``.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import json
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from latency_tables.device import fingerprint
 from latency_tables.measure import Settings, measure_archs, measure_ops
@@ -49,6 +49,7 @@ from latency_tables.sampling import stratified_archs
 from latency_tables.table import LatencyTable, TableMismatchWarning, now_iso
 from latency_tables.validate import metrics
 from nas.arch import Arch
+from nas.io import atomic_write_json
 from search_spaces.registry import OpConfig
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ CACHE_HOURS = 24.0
 """How long ``nas search`` trusts a probe of the same table on the same machine."""
 
 __all__ = ["PROBE_OPS", "FIT_PCT", "probe_configs", "run_probe", "recorded_networks", "check", "quick_check",
-           "warn_if_unfit", "verdict_line", "add_arguments", "run"]
+           "warn_if_unfit", "verdict_line"]
 
 
 def probe_configs(table: LatencyTable, k: int = PROBE_OPS) -> list[OpConfig]:
@@ -193,8 +194,6 @@ def _table_digest(table: LatencyTable) -> str:
 def quick_check(table: LatencyTable) -> dict[str, Any]:
     """Fingerprint and probe (no networks), cached for :data:`CACHE_HOURS` per table and machine
     in ``~/.cache/litenas/latency_checks.json`` (``LITENAS_CACHE_DIR``); what ``nas search`` runs."""
-    from nas.io import atomic_write_json
-
     key = _table_digest(table) + ":" + hashlib.sha256(
         json.dumps(fingerprint(table.meta["device"]), sort_keys=True).encode()).hexdigest()[:16]
     path = _check_cache_path()
@@ -224,8 +223,6 @@ def warn_if_unfit(table: LatencyTable) -> dict[str, Any] | None:
     """Run :func:`quick_check` and warn (:class:`~latency_tables.table.TableMismatchWarning`) with
     :func:`verdict_line` when the table does not fit this machine; the result, or ``None`` when
     the check itself could not run (it never stops a search)."""
-    import torch
-
     if table.meta["device"] != "cpu" and not torch.cuda.is_available():
         log.warning("%s: measured on %s, which this machine lacks: not checked", table.path or "latency table",
                     table.meta["device"])
@@ -260,35 +257,3 @@ def verdict_line(result: dict[str, Any]) -> str:
         return f"{where}: fits this machine ({', '.join(parts)})"
     return (f"{where}: does NOT fit this machine ({', '.join(parts)}); adapt it: "
             f"nas latency adapt --table {where} -n 40 --out ADAPTED.json")
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``check``."""
-    parser.add_argument("--table", required=True, help="latency table (shipped name or file)")
-    parser.add_argument("-n", type=int, default=6,
-                        help="whole networks to measure besides the probe, 0 for the probe only (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed of the networks (default %(default)s)")
-    parser.add_argument("--passes", type=int, default=3, help="passes over the networks (default %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Handler of ``check``: prints whether the table fits (exit 0 either way; JSON ``fits``)."""
-    import latency_tables
-    from nas.cli.output import print_json
-
-    if args.n < 0:
-        raise ValueError(f"-n must be >= 0, got {args.n}")
-    if args.passes < 1:
-        raise ValueError(f"--passes must be >= 1, got {args.passes}")
-    table = latency_tables.load(args.table, check_env=False)
-    result = check(table, networks=args.n, seed=args.seed, passes=args.passes)
-    if args.json:
-        print_json(result)
-    else:
-        print(verdict_line(result))
-    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import platform
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,4 @@ def _cpu_model() -> str:
     model = _cpuinfo_fields(("model name",)).get("model name")
     if model:
         return model
-    import platform
-
     return platform.processor() or platform.machine() or "unknown CPU"

@@ -30,7 +30,6 @@ Method (shared by op tables and whole-network measurements, so the two are compa
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import io
@@ -44,10 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from latency_tables.device import device_name
 from latency_tables.table import IDENTITY_FIELDS, Timing
 from nas.arch import Arch
+from nas.builder import build_model
 from nas.runtime import fixed_threads
 from search_spaces.registry import OpConfig
 
@@ -361,10 +362,6 @@ def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, 
     (seeded, so runs are reproducible), and a network's figures are the medians over passes of
     its per-pass median/p10/p90: one disturbed pass of three moves nothing.
     """
-    from tqdm import tqdm
-
-    from nas.builder import build_model
-
     if passes < 1:
         raise ValueError(f"passes must be >= 1, got {passes}")
     per_pass: list[dict[int, Timing]] = [{} for _ in range(passes)]
@@ -389,27 +386,3 @@ def combine_passes(got: Sequence[Timing]) -> Timing:
         raise ValueError("no timings to combine")
     return Timing(float(np.median([t.median_ms for t in got])), float(np.median([t.p10_ms for t in got])),
                   float(np.median([t.p90_ms for t in got])), sum(t.n for t in got))
-
-
-def add_harness_arguments(parser: argparse.ArgumentParser, *, passes: bool = False) -> None:
-    """Command-line options for how long the harness samples (the :class:`Settings` knobs), and
-    ``--passes`` where whole networks are timed (:func:`measure_archs`)."""
-    d = Settings()
-    g = parser.add_argument_group("sampling")
-    if passes:
-        g.add_argument("--passes", type=int, default=3,
-                       help="passes over all networks, each in a new order; figures are medians over "
-                            "passes, so a burst of machine noise during one pass moves nothing (default %(default)s)")
-    g.add_argument("--warmup", type=int, default=d.warmup, help="untimed calls per item (default %(default)s)")
-    g.add_argument("--min-repeats", type=int, default=d.min_repeats, help="samples per item at least (default %(default)s)")
-    g.add_argument("--max-repeats", type=int, default=d.max_repeats, help="samples per item at most (default %(default)s)")
-    g.add_argument("--max-seconds", type=float, default=d.max_seconds,
-                   help="sampling time per item after which it stops (default %(default)s)")
-    g.add_argument("--rel-ci", type=float, default=d.rel_ci,
-                   help="stop once the 95%% CI of the median is within +-this fraction (default %(default)s)")
-
-
-def harness_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`Settings` knobs given by :func:`add_harness_arguments` options."""
-    return {"warmup": args.warmup, "min_repeats": args.min_repeats, "max_repeats": args.max_repeats,
-            "max_seconds": args.max_seconds, "rel_ci": args.rel_ci}

@@ -39,7 +39,6 @@ one). It is the model :mod:`latency_tables.adapt` fits when a table moves to ano
 
 from __future__ import annotations
 
-import argparse
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,8 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from latency_tables.measure import Settings, add_harness_arguments, harness_kwargs, measure_archs, measure_ops
-from latency_tables.sampling import sample_archs
+from latency_tables.measure import Settings, measure_archs, measure_ops
 from latency_tables.table import (
     CALIBRATION_FEATURES,
     CLASS_PREFIX,
@@ -332,47 +330,3 @@ def calibrate(table: LatencyTable, archs: Sequence[Arch], *, method: str = "auto
     cal = fit_calibration(feats, measured, method, measurement_records(archs, feats, measured))
     table.calibration = cal
     return cal
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``calibrate``."""
-    parser.add_argument("--table", required=True, help="latency table file to calibrate (updated in place)")
-    parser.add_argument("--space", help="search space to sample networks from (default: the table's)")
-    parser.add_argument("-n", type=int, default=30, help="random networks to measure (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=1,
-                        help="sampling seed; keep it apart from validation's (default %(default)s)")
-    parser.add_argument("--method", default="auto", choices=("auto", *METHODS),
-                        help="overhead model (default: lowest leave-one-out MAPE)")
-    parser.add_argument("--measure-missing", action="store_true",
-                        help="measure ops the table lacks on the spot and add them")
-    add_harness_arguments(parser, passes=True)
-    parser.add_argument("--json", action="store_true", help="print the calibration as JSON")
-
-
-def run_calibrate(args: argparse.Namespace) -> int:
-    """Handler of ``calibrate``."""
-    from nas.cli.output import print_json
-
-    table = LatencyTable.load(args.table)
-    space = args.space or table.meta.get("space")
-    if not space:
-        raise ValueError(f"{args.table}: the table names no search space; give --space")
-    archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
-    cal = calibrate(table, archs, method=args.method, measure_missing=args.measure_missing,
-                    harness=harness_kwargs(args), passes=args.passes)
-    table.meta["calibration_space"] = space
-    table.meta["calibration_seed"] = args.seed
-    table.save()
-    out = {k: v for k, v in cal.to_dict().items() if k != "records"}
-    if args.json:
-        print_json(out)
-    else:
-        terms = " + ".join(f"{v:.4g}*{k}" for k, v in cal.coef.items())
-        loo = ", ".join(f"{m} {v:.2f}%" for m, v in cal.loo_mape.items() if np.isfinite(v))
-        print(f"{table.path}: calibrated on {len(archs)} networks: latency = {terms} (method {cal.method}, "
-              f"fit MAPE {cal.fit_mape:.2f}%; leave-one-out MAPE: {loo})")
-    return 0

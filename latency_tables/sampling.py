@@ -13,7 +13,9 @@ from collections.abc import Callable
 import numpy as np
 
 from nas.arch import Arch
+from search_spaces import zoo
 from search_spaces.space import SearchSpace
+from search_spaces.spaces import get_space
 
 __all__ = ["open_space", "zoo_archs", "sample_archs", "stratified_archs"]
 
@@ -22,8 +24,6 @@ def open_space(name: str, resolution: int, num_classes: int | None = None) -> Se
     """Search space ``name`` set up as a search at ``resolution`` sets it up (every space takes
     the input size as an option; ``mobile`` then samples that size's layout) with ``num_classes``
     outputs (default: the space's)."""
-    from search_spaces.spaces import get_space
-
     return get_space(name, resolution=resolution, **({} if num_classes is None else {"num_classes": num_classes}))
 
 
@@ -31,8 +31,6 @@ def zoo_archs(resolution: int, num_classes: int | None = None) -> dict[str, Arch
     """The zoo entries whose native input resolution is ``resolution``, by name, re-targeted to
     ``num_classes`` outputs when given (a CIFAR-10 table holds 10-class heads, while the zoo's
     CIFAR networks are CIFAR-100's)."""
-    from search_spaces import zoo
-
     archs = {name: zoo.get(name) for name in zoo.names()}
     return {name: a if num_classes is None else a.replace(num_classes=num_classes)
             for name, a in archs.items() if a.resolution == resolution}

@@ -45,6 +45,7 @@ import torch
 
 from latency_tables.device import device_name, fingerprint
 from nas.arch import Arch
+from nas.io import atomic_write_json
 from search_spaces.registry import OpConfig
 
 TABLE_FORMAT = "litenas.latency_table"
@@ -418,8 +419,6 @@ class LatencyTable:
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write atomically (temp file + rename) to ``path`` (default: where it was loaded from)."""
-        from nas.io import atomic_write_json
-
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ValueError("save: no path given and the table was not loaded from a file")

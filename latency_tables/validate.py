@@ -10,26 +10,23 @@ Spearman's rho (JSON), and draws predicted against measured latency with the +-1
 Zoo entries (fixed points, ``--zoo``) are measured too, marked on the plot and reported apart;
 the headline figures are those of the random sample. Runs on the target device::
 
-    python -m latency_tables.validate --table fbnet_224_cpu.json --space fbnet -n 100 --seed 0
+    python -m latency_tables validate --table fbnet_224_cpu.json --space fbnet -n 100 --seed 0
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from latency_tables.measure import Settings, add_harness_arguments, harness_kwargs, measure_archs
+from latency_tables.measure import Settings, measure_archs
 from latency_tables.predict import LatencyPredictor
-from latency_tables.sampling import sample_archs, stratified_archs, zoo_archs
 from latency_tables.table import LatencyTable, now_iso
 from nas.arch import Arch
+from nas.io import atomic_path
 from nas.rank_stats import kendall_tau, spearman_rho
 
 REPORT_FORMAT = "litenas.latency_validation"
@@ -37,8 +34,7 @@ REPORT_VERSION = 1
 
 log = logging.getLogger(__name__)
 
-__all__ = ["metrics", "validate", "plot_report",
-           "add_arguments", "run", "main"]
+__all__ = ["metrics", "validate", "plot_report"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,8 +119,6 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nas.io import atomic_path
-
     recs = report["records"]
     rand = [r for r in recs if r["kind"] == "random"]
     zoo = [r for r in recs if r["kind"] == "zoo"]
@@ -162,102 +156,3 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``validate``."""
-    parser.add_argument("--table", required=True, help="latency table file")
-    parser.add_argument("--space", help="search space to sample networks from (default: the table's)")
-    parser.add_argument("-n", type=int, default=100, help="sampled networks (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
-    parser.add_argument("--sampling", choices=("stratified", "random"), default="stratified",
-                        help="stratified: spread evenly over the space's latency range, its fastest and slowest "
-                             "networks included; random: as the space samples, most of them mid-range "
-                             "(default %(default)s)")
-    parser.add_argument("--zoo", action="store_true",
-                        help="also measure the zoo entries whose input is the table's resolution (with its number "
-                             "of classes)")
-    parser.add_argument("--measure-missing", action="store_true",
-                        help="measure ops the table lacks on the spot, add them and save the table")
-    parser.add_argument("--report", help="JSON report path (default: TABLE with .validation.json)")
-    parser.add_argument("--plot", help="PNG path (default: TABLE with .validation.png)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the plot")
-    add_harness_arguments(parser, passes=True)
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-
-
-def _default_path(table: Path, suffix: str) -> Path:
-    return table.with_name(table.stem + suffix)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Handler of ``validate``: measure, write report and plot, print the figures."""
-    from nas.cli.output import print_json
-    from nas.io import atomic_write_json
-
-    table = LatencyTable.load(args.table)
-    space = args.space or table.meta.get("space")
-    if not space:
-        raise ValueError(f"{args.table}: the table names no search space; give --space")
-    if table.calibration is None:
-        warnings.warn(f"{args.table}: the table is not calibrated; predicting the plain sum of op medians "
-                      "(run `nas latency calibrate` first)", stacklevel=1)
-    elif table.meta.get("calibration_space") == space and table.meta.get("calibration_seed") == args.seed:
-        warnings.warn(f"validating on the networks the table was calibrated on (space {space}, seed {args.seed}); "
-                      "use another --seed for an honest figure", stacklevel=1)
-    if args.sampling == "stratified" and args.measure_missing:
-        log.warning("--measure-missing: sampling at random (stratifying needs the table to price every network)")
-        args.sampling = "random"
-    if args.sampling == "stratified":
-        archs = stratified_archs(space, table.resolution, args.n, args.seed, LatencyPredictor(table).op_sum,
-                                 table.meta.get("num_classes"))
-    else:
-        archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
-    fixed = zoo_archs(table.resolution, table.meta.get("num_classes")) if args.zoo else {}
-    report = validate(table, archs, fixed_points=fixed, measure_missing=args.measure_missing,
-                      harness=harness_kwargs(args), passes=args.passes)
-    report.update({"space": space, "seed": args.seed, "sampling": args.sampling})
-    if report["ops_measured_on_the_spot"]:
-        table.save()
-    table_path = Path(args.table)
-    report_path = Path(args.report) if args.report else _default_path(table_path, ".validation.json")
-    atomic_write_json(report_path, report)
-    plot_path = None
-    if not args.no_plot:
-        try:
-            plot_path = plot_report(report, args.plot or _default_path(table_path, ".validation.png"))
-        except ImportError:
-            log.warning("matplotlib is not installed: no plot written")
-    summary = {"report": str(report_path), "plot": str(plot_path) if plot_path else None,
-               "metrics": report["metrics"], "metrics_uncalibrated": report["metrics_uncalibrated"],
-               "metrics_fixed_points": report["metrics_fixed_points"]}
-    if args.json:
-        print_json(summary)
-        return 0
-    for label, key in (("random networks", "metrics"), ("uncalibrated sum", "metrics_uncalibrated"),
-                       ("fixed points", "metrics_fixed_points")):
-        m = report[key]
-        if m.get("n"):
-            print(f"{label:>17}: n={m['n']}  MAPE {m['mape_pct']:.2f}%  within 5%: {m['within_5pct']:.0%}  "
-                  f"within 10%: {m['within_10pct']:.0%}  Kendall tau {m['kendall_tau']:.3f}  "
-                  f"Spearman rho {m['spearman_rho']:.3f}  worst {m['max_abs_error_pct']:.1f}%")
-    print(f"report: {report_path}" + (f"  plot: {plot_path}" if plot_path else ""))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m latency_tables.validate``."""
-    from latency_tables.command import run_main
-
-    parser = argparse.ArgumentParser(prog="python -m latency_tables.validate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run_main(parser, run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from nas.arch import Arch
+from search_spaces import zoo
 from search_spaces.fbnet import FBNetSpace
 from search_spaces.hardnet_space import HarDNetSpace
 from search_spaces.mnasnet import MnasNetSpace
@@ -54,8 +55,6 @@ def get_space(name: str, **options: Any) -> SearchSpace:
 def home_spaces(zoo_name: str) -> tuple[str, ...]:
     """The spaces the zoo entry ``zoo_name`` is a point of: its family's own space, if it has
     one, and ``mobile`` for every chain-structured network."""
-    from search_spaces import zoo
-
     family = zoo.reference(zoo_name)["family"]
     own = (_FAMILY_SPACES[family],) if family in _FAMILY_SPACES else ()
     return own + (() if family in _NOT_CHAIN else ("mobile",))

@@ -26,7 +26,6 @@ from nas.cli import main
 from nas.complexity import count_macs_conv_linear
 from nas.search.config import SearchConfig
 from nas.search.dnas import (
-    DNASSearch,
     DNASSettings,
     DNASTrainer,
     LatencyModel,
@@ -35,6 +34,7 @@ from nas.search.dnas import (
     dnas_loss,
     layerwise_view,
 )
+from nas.search.dnas.search import DNASSearch
 from nas.search.dnas.train import GRAD_CLIP_NORM, WEIGHT_DECAY
 from search_spaces.spaces import get_space
 

@@ -3,7 +3,7 @@ imports it back.
 
 The graph is read from the source (``ast``), every ``import`` counted wherever it stands (a
 function-level import that dodges a cycle at load time is still a cycle in the design), except
-those under ``if TYPE_CHECKING:``. :data:`KNOWN_CYCLES` would list tolerated cycles; none is left,
+those under ``if TYPE_CHECKING:``, and with the package ``__init__`` modules an import runs first. :data:`KNOWN_CYCLES` would list tolerated cycles; none is left,
 so any cycle fails.
 """
 
@@ -54,6 +54,20 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
                 full = f"{base}.{a.name}"
                 out.update(filter(None, [_resolve(full if full in modules else base, modules)]))
     out.discard(me)
+    return out | _package_inits(me, out, modules)
+
+
+def _package_inits(me: str, imported: set[str], modules: dict[str, Path]) -> set[str]:
+    """The packages whose ``__init__`` importing ``imported`` runs first (``a.b.c`` runs ``a`` and
+    ``a.b``), but not those ``me`` stands in: their ``__init__`` has started before ``me`` loads.
+    A cycle through a package's ``__init__`` is a load-time cycle like any other."""
+    out = set()
+    for name in imported:
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            package = ".".join(parts[:i])
+            if package in modules and me != package and not me.startswith(package + "."):
+                out.add(package)
     return out
 
 
@@ -113,6 +127,12 @@ def test_no_new_import_cycles() -> None:
     assert not unknown, f"import cycles between modules: {unknown}"
     gone = [sorted(known) for known in KNOWN_CYCLES if not any(c & known for c in cycles)]
     assert not gone, f"these cycles are gone: take them off KNOWN_CYCLES: {gone}"
+
+
+def test_importing_a_submodule_depends_on_its_packages() -> None:
+    modules = dict.fromkeys(["p", "p.q", "p.q.r", "s"], Path())
+    assert _package_inits("s", {"p.q.r"}, modules) == {"p", "p.q"}
+    assert _package_inits("p.q.x", {"p.q.r"}, modules) == set()  # inside both packages already
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -465,16 +465,16 @@ def test_target_device_needs_no_optuna_ray_ptflops(tmp_path):
 import sys
 for name in ("optuna", "ray", "ptflops"):
     sys.modules[name] = None
-import latency_tables, latency_tables.build, latency_tables.predict, latency_tables.validate, latency_tables.cli
+import latency_tables, latency_tables.cli
 import nas.cli.latency
-rc = latency_tables.build.main(["--space", "fbnet", "--zoo", "--resolution", "32", "--out", {str(out)!r}, "--limit", "1",
-                                "--warmup", "0", "--min-repeats", "2", "--max-repeats", "2"])
+rc = latency_tables.cli.main(["build", "--space", "fbnet", "--zoo", "--resolution", "32", "--out", {str(out)!r},
+                              "--limit", "1", "--warmup", "0", "--min-repeats", "2", "--max-repeats", "2"])
 assert rc == 0, rc
 assert latency_tables.cli.main(["list", "--json"]) == 0
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(LatencyTable.load(out)) == 1
-    help_ = subprocess.run([sys.executable, "-m", "latency_tables.build", "--help"], capture_output=True,
+    help_ = subprocess.run([sys.executable, "-m", "latency_tables", "build", "--help"], capture_output=True,
                            text=True, timeout=60)
     assert help_.returncode == 0 and "--resolution" in help_.stdout

@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is None and not args.quiet:  # a run directory named for its settings: say which
         print(f"nas search: run directory {config.out} (the same command resumes it)", file=sys.stderr)
     if config.strategy in DNAS_STRATEGIES:  # trains a supernet in its own loop, then judges what it derives
-        from nas.search.dnas import DNASSearch
+        from nas.search.dnas.search import DNASSearch
 
         search: Any = DNASSearch.from_config(config)
         state = search.run(progress=not args.quiet)

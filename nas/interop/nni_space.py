@@ -33,7 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised only where the extra 
                       f"(importing nni.nas.nn.pytorch failed: {exc})") from exc
 
 from nas.arch import Arch
-from nas.builder import init_weights
+from nas.builder import build_model, init_weights
 from search_spaces.layerwise import LayerwiseView, SearchedLayer, layerwise_view
 from search_spaces.space import SearchSpace
 from search_spaces.spaces import get_space
@@ -146,8 +146,6 @@ def state_dict_from_frozen(arch: Arch, frozen: nn.Module) -> dict[str, torch.Ten
     head); a frozen model of another architecture is a ``ValueError`` naming the first tensor
     that does not fit.
     """
-    from nas.builder import build_model
-
     target = build_model(arch).state_dict()
     source = list(frozen.state_dict().items())
     if len(source) != len(target):

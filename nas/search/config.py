@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import latency_tables
 from evaluators.predictor import Predictor, resolve_predictor, shipped_predictors
-from nas.search.dnas.settings import DNASSettings
+from nas.search.dnas_settings import DNASSettings
 from nas.search.nni_strategies import NNI_STRATEGIES
 from nas.search.strategies import STRATEGIES as ASK_TELL_STRATEGIES
 
@@ -331,8 +332,6 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
 def _shipped_cpu_tables(space: str) -> dict[str, int]:
     """The shipped latency tables measured on a CPU for ``space`` (named ``<space>_<resolution>_cpu``)
     and their resolutions."""
-    import latency_tables
-
     pattern = re.compile(rf"{re.escape(space)}_(\d+)_cpu")
     return {name: int(m[1]) for name in latency_tables.names() if (m := pattern.fullmatch(name))}
 
@@ -349,8 +348,6 @@ def _shipped_predictor(space: str, resolution: int | None) -> str | None:
 
 
 def _check_table(table: str | None) -> None:
-    import latency_tables
-
     if table is None:
         raise ValueError("latency_table: required (a table file, or a shipped name from `nas latency list`)")
     if not Path(table).is_file() and table not in latency_tables.names():

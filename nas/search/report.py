@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset
 from evaluators.predictor import PredictedAccuracy
@@ -66,8 +68,6 @@ def score_fixed_points(points: Sequence[tuple[str, Arch]], evaluators: Sequence[
     """Every fixed point through every evaluator (failures keep the metrics computed before; a fixed
     point an evaluator cannot take at all is reported with the evaluator's reason). ``progress``
     shows a bar over the fixed points."""
-    from tqdm import tqdm
-
     out = []
     for name, arch in tqdm(points, desc="zoo", unit="net", disable=not progress, dynamic_ncols=True):
         metrics: dict[str, float] = {}
@@ -170,8 +170,6 @@ def write_report(run_dir: Path, records: Sequence[Record], objective: Objective,
     text) annotate the top candidates (a differentiable search marks its derived network);
     ``sections`` are markdown blocks added before the file list. ``progress`` shows a bar over
     the files written."""
-    from tqdm import tqdm
-
     run_dir.mkdir(parents=True, exist_ok=True)
     with tqdm(total=4, desc="report", unit="step", disable=not progress, dynamic_ncols=True) as bar:
         text = _write_outputs(run_dir, records, objective, fixed, top_k, title, config, notes or {}, sections, basis,

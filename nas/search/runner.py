@@ -26,12 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 import latency_tables
 from evaluators import Cached, ComplexityEvaluator, Composite, Dataset, JsonCache, Result, TableLatency
 from evaluators.base import Evaluator
+from evaluators.factory import load_search_data, make_score_evaluator
 from evaluators.predictor import PredictedAccuracy
 from evaluators.supernet import SupernetAccuracy
 from latency_tables.check import warn_if_unfit
+from latency_tables.predict import LatencyPredictor
 from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json
@@ -43,6 +47,7 @@ from nas.search.report import fixed_points_for, ranking_basis, score_fixed_point
 from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
+from search_spaces import zoo
 from search_spaces.fbnet import FBNetSpace
 from search_spaces.layerwise import ViewSpace, layerwise_view
 from search_spaces.space import Point, SearchSpace
@@ -138,8 +143,6 @@ class Evaluation:
                     num_classes: int = 10) -> Evaluation:
         """Build every part from ``config``. ``score`` replaces the configured expensive
         evaluator (its architectures then have ``num_classes`` outputs)."""
-        from evaluators.factory import load_search_data, make_score_evaluator
-
         run_dir = config.run_dir
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"out: {run_dir} is a file; give a directory for the run (a new one, or the run to resume)")
@@ -187,10 +190,6 @@ class Evaluation:
         to it (in memory, as the screen's ``--measure-missing`` does), with a bar over the
         architectures that lack some; the number of ops measured. Run it before a phase that would
         otherwise measure them silently (a differentiable search's latency model, its judging)."""
-        from tqdm import tqdm
-
-        from latency_tables.predict import LatencyPredictor
-
         lacking = [a for a in archs if self.missing_ops(a)]
         predictor = LatencyPredictor(self.table, measure_missing=True)
         for arch in tqdm(lacking, desc="measuring missing ops", unit="net", disable=not progress or not lacking,
@@ -273,8 +272,6 @@ def start_archs(spec: str | None, space: SearchSpace, num_classes: int) -> list[
     Why a warm start: a latency budget set by a fixed point can lie where the space's sampler
     rarely goes (the fastest CIFAR fixed points are faster than 3,000 random ``mobile``@32
     networks); started from the fixed point, evolution explores its neighbours instead."""
-    from search_spaces import zoo
-
     out: list[Arch] = []
     for item in (spec or "").split(","):
         name = item.strip()
@@ -387,8 +384,6 @@ class Search:
     def run(self, executor: Executor | None = None, *, progress: bool = True,
             on_record: Callable[[Record], None] | None = None) -> RunState:
         """Run until the budget of evaluated candidates (or the time limit) is reached."""
-        from tqdm import tqdm
-
         # Executors run the uncached evaluator; the driver alone reads and writes the cache.
         executor = executor or InProcessExecutor(self.score.inner)
         replay, interrupted = self._replay()

@@ -22,6 +22,7 @@ from nas.export.weights import MODEL_FORMAT, ExportError, load_weights, read_che
 from nas.inherit import Inheritance, inherit
 from nas.train.data import open_data
 from nas.train.job import TrainRun, file_digest
+from search_spaces import zoo
 
 __all__ = ["resolve_arch", "inheritance_source", "initial_model", "train"]
 
@@ -29,8 +30,6 @@ __all__ = ["resolve_arch", "inheritance_source", "initial_model", "train"]
 def resolve_arch(spec: str) -> Arch:
     """An architecture file (JSON or compact string; a search's ``top/rank01_*.json``) or a zoo
     name."""
-    from search_spaces import zoo
-
     if Path(spec).expanduser().is_file():
         return Arch.load(Path(spec).expanduser())
     if spec in zoo.names():
@@ -42,8 +41,6 @@ def inheritance_source(spec: str) -> tuple[Arch, dict[str, Any], Path]:
     """``(architecture, state dict, weights file)`` of an ``--init-from`` value: a litenas model
     file (``nas zoo import-weights``, ``nas export --format pt``), a ``nas train`` run directory,
     or a weights file beside its run's ``arch.json`` (``weights.pt``, ``best.pt``)."""
-    from search_spaces import zoo
-
     path = Path(spec).expanduser()
     if path.is_dir():
         path = path / "weights.pt"

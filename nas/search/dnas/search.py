@@ -24,9 +24,9 @@ from evaluators.datasets import Dataset
 from nas.io import atomic_write_json
 from nas.search.config import SearchConfig
 from nas.search.dnas.derive import Derived, derive
-from nas.search.dnas.settings import DNASSettings
 from nas.search.dnas.supernet import LatencyModel, Supernet
 from nas.search.dnas.train import DNASTrainer, TrainResult
+from nas.search.dnas_settings import DNASSettings
 from nas.search.runner import Evaluation, RunState
 from nas.search.store import Record
 from search_spaces.layerwise import LayerwiseView, layerwise_view

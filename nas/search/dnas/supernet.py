@@ -43,7 +43,7 @@ from torch import nn
 from latency_tables.predict import LatencyPredictor
 from latency_tables.table import LatencyTable, MissingKeyError
 from nas.builder import init_weights, zero_last_bn_of_residuals
-from nas.search.dnas.settings import MODES
+from nas.search.dnas_settings import MODES
 from search_spaces.layerwise import LayerwiseView
 from search_spaces.registry import OpConfig
 

@@ -46,13 +46,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from evaluators.datasets import Dataset, normalise
 from evaluators.training.augment import pad_crop_flip
 from nas.io import JSONFileError, atomic_path, parse_json_object
 from nas.runtime import fixed_threads
-from nas.search.dnas.settings import DNASSettings
 from nas.search.dnas.supernet import LatencyModel, Supernet
+from nas.search.dnas_settings import DNASSettings
 
 __all__ = ["CHECKPOINT_FORMAT", "WEIGHT_DECAY", "ARCH_WEIGHT_DECAY", "GRAD_CLIP_NORM", "dnas_loss", "TrainResult", "DNASTrainer"]
 
@@ -212,8 +213,6 @@ class DNASTrainer:
     # -------------------------------------------------------------------------------------- fit
     def fit(self, *, progress: bool = False) -> TrainResult:
         """Train for the remaining epochs (resuming from the checkpoint, if there is one)."""
-        from tqdm.auto import tqdm
-
         s = self.settings
         devices = [self.device] if self.device.type == "cuda" else []
         with fixed_threads(s.threads), torch.random.fork_rng(devices=devices):
