@@ -35,6 +35,7 @@ from evaluators.datasets import Dataset, normalise
 from evaluators.train import check_compatible
 from nas.arch import Arch
 from nas.builder import build_model
+from nas.checks import is_int
 from nas.runtime import check_threads, fixed_threads, resolve_device
 
 __all__ = ["PROXIES", "synflow", "naswot", "grad_norm", "snip", "ZeroCostProxies"]
@@ -145,7 +146,7 @@ class ZeroCostProxies(BaseEvaluator):
             raise ValueError(f"proxies {needy} need data")
         if data is not None and not isinstance(data, Dataset):
             raise ValueError(f"data must be a Dataset or None, got {type(data).__name__}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
+        if not is_int(batch_size) or batch_size < 2:
             raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}")
         self.data = data
         self.proxies = proxies

@@ -35,6 +35,7 @@ from evaluators.training.engine import StepLoss
 from evaluators.training.sources import epoch_generator
 from nas.arch import Arch
 from nas.builder import LiteNet, build_model, init_weights, zero_last_bn_of_residuals
+from nas.checks import is_int
 from nas.complexity import count_macs_conv_linear
 from nas.io import read_json_file
 from nas.runtime import check_threads, fixed_threads, resolve_device
@@ -240,7 +241,7 @@ class SupernetAccuracy(BaseEvaluator):
         if not isinstance(data, Dataset):
             raise ValueError(f"data must be a Dataset, got {type(data).__name__}")
         for name, v in (("bn_batches", bn_batches), ("batch_size", batch_size)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         self.view = supernet.view
         self.supernet = supernet.cpu().eval()

@@ -49,6 +49,7 @@ from latency_tables.device import device_name
 from latency_tables.table import IDENTITY_FIELDS, Timing
 from nas.arch import Arch
 from nas.builder import build_model
+from nas.checks import is_int
 from nas.runtime import fixed_threads
 from search_spaces.registry import OpConfig
 
@@ -130,7 +131,7 @@ class Settings:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         for name in ("threads", "batch_size", "min_repeats", "max_repeats", "per_round"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"warmup must be an integer >= 0, got {self.warmup!r}")

@@ -45,6 +45,7 @@ import torch
 
 from latency_tables.device import device_name, fingerprint
 from nas.arch import Arch
+from nas.checks import is_int, is_real
 from nas.io import atomic_write_json
 from search_spaces.registry import OpConfig
 
@@ -250,11 +251,11 @@ def _check_entry(key: str, value: Any, where: str) -> Timing:
     nums = {}
     for f in _ENTRY_FIELDS[:3]:
         v = value[f]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        if not is_real(v) or not math.isfinite(v) or v <= 0:
             raise TableError(f"{problem}: field {f!r} must be a finite number > 0 (a time in ms), got {v!r}")
         nums[f] = float(v)
     n = value["n"]
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise TableError(f"{problem}: field 'n' must be an integer >= 1, got {n!r}")
     tol = 1e-9 * max(1.0, nums["p90_ms"])
     if not nums["p10_ms"] - tol <= nums["median_ms"] <= nums["p90_ms"] + tol:

@@ -30,6 +30,7 @@ from typing import Any
 from nas.arch_migrations import upgrade
 from nas.arch_string import format_arch_text, parse_arch_text
 from nas.block import ARCH_FORMAT, ARCH_VERSION, ArchError, Block, block_dict
+from nas.checks import is_int
 from nas.io import atomic_write_text
 from search_spaces.registry import OpConfig, get_op
 
@@ -90,7 +91,7 @@ class Arch:
     def __post_init__(self) -> None:
         for name in ("resolution", "num_classes", "in_chans"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            if not is_int(value):
                 raise ArchError(f"field {name!r}: expected an integer, got {value!r}")
             if value <= 0:
                 raise ArchError(f"field {name!r}: must be > 0, got {value}")

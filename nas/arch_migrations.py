@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from nas.block import ARCH_VERSION, ArchError
+from nas.checks import is_int
 
 __all__ = ["MIGRATIONS", "Step", "upgrade"]
 
@@ -36,7 +37,7 @@ def upgrade(data: Mapping[str, Any], *, current: int = ARCH_VERSION,
     Raises :class:`~nas.block.ArchError` naming the ``version`` field when the version is not a
     positive integer, is newer than ``current``, has no step, or a step fails on ``data``."""
     version = data.get("version", current)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if not is_int(version) or version < 1:
         raise ArchError(f"field 'version': expected a positive integer, got {version!r}")
     if version > current:
         raise ArchError(f"field 'version': {version} is from a newer litenas (this one reads versions up to "

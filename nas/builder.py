@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nas.arch import Arch
+from nas.checks import is_int
 from nas.features import FeatureInfo, feature_info, feature_layers, feature_take_indices
 from search_spaces.registry import HeadModule, OpConfig
 
@@ -84,7 +85,7 @@ class LiteNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialised one for ``num_classes`` outputs."""
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        if not is_int(num_classes) or num_classes < 0:
             raise ValueError(f"num_classes must be an integer >= 0, got {num_classes!r}")
         self.head.reset(num_classes)
         self.num_classes = num_classes

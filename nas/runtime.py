@@ -9,12 +9,14 @@ from contextlib import contextmanager
 
 import torch
 
+from nas.checks import is_int
+
 __all__ = ["DEVICE_TYPES", "check_threads", "fixed_threads", "resolve_device"]
 
 
 def check_threads(threads: int | None) -> int | None:
     """``threads`` if it is ``None`` or an integer >= 1, else ``ValueError``."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    if threads is not None and (not is_int(threads) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
     return threads
 

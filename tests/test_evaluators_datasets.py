@@ -15,7 +15,6 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluators import datasets as ds
 from evaluators.datasets import (
     Dataset,
     ImageSet,
@@ -28,6 +27,7 @@ from evaluators.datasets import (
     read_idx,
     synthetic,
 )
+from evaluators.datasets import folder as ds_folder
 
 
 def _write_images(folder: Path, n: int, *, size: int = 8, fmt: str = "png", value: int = 0) -> None:
@@ -59,7 +59,7 @@ def test_image_folder_loads_and_caches(tmp_path: Path, monkeypatch: pytest.Monke
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoded again although the folder is unchanged")
 
-    monkeypatch.setattr(ds, "_decode", no_decoding)
+    monkeypatch.setattr(ds_folder, "_decode", no_decoding)
     again = load_image_folder(root, cache_dir=cache, progress=False)
     assert again.fingerprint == d.fingerprint and np.array_equal(again.train.images, d.train.images)
     monkeypatch.undo()

@@ -27,6 +27,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from nas.checks import is_int, is_real
+
 __all__ = ["OPTIMIZERS", "AUGMENTS", "FREEZE", "TrainConfig"]
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -81,11 +83,11 @@ class TrainConfig:
             raise ValueError(f"give exactly one of epochs and steps (got epochs={self.epochs}, steps={self.steps})")
         for name in ("epochs", "steps", "batch_size", "eval_batch_size"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            if v is not None and (not is_int(v) or v < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         for name in ("crop_padding", "cutout", "seed"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            if not is_int(v) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
         _number("lr", self.lr, 0.0, math.inf, open_low=True)
         _number("momentum", self.momentum, 0.0, 1.0)
@@ -115,7 +117,7 @@ class TrainConfig:
 
 
 def _number(name: str, v: Any, lo: float, hi: float, *, open_low: bool = False, closed_high: bool = False) -> None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = is_real(v) and math.isfinite(v)
     if ok:
         ok = (v > lo if open_low else v >= lo) and (v <= hi if closed_high else v < hi)
     if not ok:

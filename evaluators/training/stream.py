@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, Sampler
 from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
-from evaluators.datasets import _list_split
+from evaluators.datasets.folder import list_split
+from nas.checks import is_int, is_real
 
 __all__ = ["StreamingFolder", "folder_bytes_estimate", "should_stream"]
 
@@ -54,7 +55,7 @@ Box = tuple[float, float, float, float]  # left, top, width, height in source pi
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
 
@@ -66,7 +67,7 @@ def _check_channels(channels: Any) -> str:
 
 
 def _listing(root: Path) -> dict[str, dict[str, list[Path]]]:
-    listing = {split: _list_split(root, split) for split in ("train", "test")}
+    listing = {split: list_split(root, split) for split in ("train", "test")}
     unknown = sorted(set(listing["test"]) - set(listing["train"]))
     if unknown:
         raise ValueError(f"{root / 'test' / unknown[0]}: class {unknown[0]!r} is not in {root / 'train'}")
@@ -300,7 +301,7 @@ class StreamingFolder:
         self.workers = _check_int("workers", workers, 0)
         self._mode = _check_channels(channels)
         self.channels = channels
-        if isinstance(min_scale, bool) or not isinstance(min_scale, (int, float)) or not 0 < min_scale <= 1:
+        if not is_real(min_scale) or not 0 < min_scale <= 1:
             raise ValueError(f"min_scale must be a number in (0, 1], got {min_scale!r}")
         for name, flag in (("pin_memory", pin_memory), ("flip", flip), ("progress", progress)):
             if not isinstance(flag, bool):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from nas.builder import LiteNet
+from nas.checks import is_int
 from nas.io import atomic_path
 
 OPSET = 17
@@ -30,7 +31,7 @@ MAX_OPSET = 20
 
 def check_opset(opset: int) -> None:
     """``ValueError`` unless ``opset`` is an integer in ``MIN_OPSET..MAX_OPSET``."""
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+    if not is_int(opset) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset: expected an integer from {MIN_OPSET} to {MAX_OPSET} (default {OPSET}), got {opset!r}")
 
 

@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised only where the extra 
 
 from nas.arch import Arch
 from nas.builder import build_model, init_weights
+from nas.checks import is_int
 from search_spaces.layerwise import LayerwiseView, SearchedLayer, layerwise_view
 from search_spaces.space import SearchSpace
 from search_spaces.spaces import get_space
@@ -94,7 +95,7 @@ def _candidate_index(layer: SearchedLayer, value: Any) -> int:
     for names in (keys, list(layer.labels)):
         if value in names:
             return names.index(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(layer):
+    if is_int(value) and 0 <= value < len(layer):
         return value  # NNI's index form of a choice
     raise ValueError(f"NNI sample: layer {layer.choice!r} has no candidate {value!r} "
                      f"(its candidates: {', '.join(keys)})")

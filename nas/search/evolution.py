@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
+from nas.checks import is_int
 from nas.search.strategy import Strategy, Values
 from search_spaces.space import Point, SearchSpace
 
@@ -32,9 +33,9 @@ class RegularizedEvolution(Strategy):
     def __init__(self, space: SearchSpace, *, seed: int = 0, n_objectives: int = 1, population: int = 50,
                  sample_size: int = 10):
         super().__init__(space, seed=seed, n_objectives=n_objectives)
-        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+        if not is_int(population) or population < 2:
             raise ValueError(f"evolution: population must be an integer >= 2, got {population!r}")
-        if isinstance(sample_size, bool) or not isinstance(sample_size, int) or not 1 <= sample_size <= population:
+        if not is_int(sample_size) or not 1 <= sample_size <= population:
             raise ValueError(f"evolution: sample_size must be an integer in [1, population], got {sample_size!r}")
         self.population_size = population
         self.sample_size = sample_size

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import TrialState, create_trial
 
+from nas.checks import is_int
 from nas.search.strategy import Strategy
 from search_spaces.space import Point, SearchSpace
 
@@ -102,7 +103,7 @@ class NSGA2(OptunaStrategy):
     multi_objective = True
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, n_objectives: int = 2, population: int = 50):
-        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+        if not is_int(population) or population < 2:
             raise ValueError(f"nsga2: population must be an integer >= 2, got {population!r}")
         self.population_size = population
         super().__init__(space, seed=seed, n_objectives=n_objectives)

@@ -40,6 +40,7 @@ import ray.exceptions
 from evaluators.base import Evaluator, Result
 from evaluators.cache import Cached
 from nas.arch import Arch
+from nas.checks import is_int
 from nas.search.executors import Executor
 
 __all__ = ["RayExecutor"]
@@ -108,13 +109,13 @@ class RayExecutor(Executor):
                  max_retries: int = 2):
         if not isinstance(evaluator, Evaluator):
             raise ValueError(f"RayExecutor runs an Evaluator, got {type(evaluator).__name__}")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        if not is_int(workers) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         if num_cpus < 0 or num_gpus < 0:
             raise ValueError(f"num_cpus and num_gpus must be >= 0, got {num_cpus} and {num_gpus}")
         if timeout_s is not None and timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0 or None, got {timeout_s}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        if not is_int(max_retries) or max_retries < 0:
             raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         self.evaluator = evaluator.inner if isinstance(evaluator, Cached) else evaluator
         self.slots = workers

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nas.checks import is_int
 from search_spaces.space import Point, SearchSpace
 
 __all__ = ["Strategy", "Values"]
@@ -44,7 +45,7 @@ class Strategy(ABC):
     def __init__(self, space: SearchSpace, *, seed: int = 0, n_objectives: int = 1):
         if not isinstance(space, SearchSpace):
             raise ValueError(f"{self.name}: space must be a SearchSpace, got {type(space).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_int(seed):
             raise ValueError(f"{self.name}: seed must be an integer, got {seed!r}")
         if n_objectives < 1 or (n_objectives > 1 and not self.multi_objective):
             raise ValueError(f"{self.name}: supports {'any number of objectives' if self.multi_objective else 'one objective'}, "

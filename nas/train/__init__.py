@@ -18,6 +18,7 @@ from evaluators.training.engine import classifier_prefix
 from evaluators.training.plan import plan_for
 from evaluators.training.recipe import TrainConfig
 from nas.arch import Arch
+from nas.checks import is_int
 from nas.export.weights import MODEL_FORMAT, ExportError, load_weights, read_checkpoint, state_dict_of
 from nas.inherit import Inheritance, inherit
 from nas.train.data import open_data
@@ -107,7 +108,7 @@ def train(arch_spec: str | Arch, data: str, out: str | Path, recipe: TrainConfig
     ``init_from`` (what was inherited, :meth:`Inheritance.to_dict`) when inheriting."""
     arch = arch_spec if isinstance(arch_spec, Arch) else resolve_arch(arch_spec)
     if num_classes is not None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        if not is_int(num_classes) or num_classes < 1:
             raise ValueError(f"--num-classes must be an integer >= 1, got {num_classes!r}")
         arch = arch.replace(num_classes=num_classes)
     if workers < 0:

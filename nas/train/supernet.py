@@ -19,6 +19,7 @@ from evaluators.datasets import Holdout, load_dataset
 from evaluators.supernet import OneShotSupernet, sandwich_loss, supernet_view
 from evaluators.training.plan import plan_for
 from evaluators.training.recipe import TrainConfig
+from nas.checks import is_int
 from nas.train.data import open_data
 from nas.train.job import TrainRun
 
@@ -39,7 +40,7 @@ def train_supernet(space: str, resolution: int, data: str, out: str | Path, reci
     and ``randoms`` random paths, the smaller ones learning from the largest (``distill``). The
     ``holdout`` images of the training split are left out: searches rank candidates on them
     (synthetic data has none to hold out)."""
-    if isinstance(randoms, bool) or not isinstance(randoms, int) or randoms < 0:
+    if not is_int(randoms) or randoms < 0:
         raise ValueError(f"--randoms must be an integer >= 0, got {randoms!r}")
     view = supernet_view(space, resolution, num_classes)
     holdout = None if data == "synthetic" or holdout is None else holdout.resolve(load_dataset(data, progress=progress))

@@ -16,6 +16,7 @@ from typing import Any
 
 from nas.arch import Arch, Block
 from nas.arch_string import token_to_blocks
+from nas.checks import is_real
 from search_spaces.ops.layers import make_divisible
 
 Row = tuple[int, str]
@@ -125,7 +126,7 @@ def make_stem(kind: str, out_chs: int, stride: int, act: str) -> Block:
 
 def check_width(width: float) -> None:
     """Reject a non-positive width multiplier up front."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+    if not is_real(width) or not width > 0:
         raise ValueError(f"width multiplier must be > 0, got {width!r}")
 
 

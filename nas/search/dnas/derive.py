@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nas.arch import Arch
+from nas.checks import is_int
 from nas.search.dnas.supernet import LatencyModel
 from search_spaces.layerwise import LayerwiseView
 from search_spaces.space import Point
@@ -53,7 +54,7 @@ def derive(view: LayerwiseView, probabilities: Sequence[torch.Tensor], latency: 
     (one vector per layer of ``view``)."""
     if len(probabilities) != len(view.layers):
         raise ValueError(f"expected probabilities for {len(view.layers)} layers, got {len(probabilities)}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+    if not is_int(samples) or samples < 0:
         raise ValueError(f"samples must be an integer >= 0, got {samples!r}")
     probs = [p.detach().double().cpu().numpy() for p in probabilities]
     probs = [p / p.sum() for p in probs]

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file as load_safetensors
 
 from nas.builder import build_model
+from nas.checks import is_int
 from search_spaces import zoo
 from search_spaces.zoo.weights import _pytorchcv, _timm, _torchvision
 from search_spaces.zoo.weights._plan import Link, combine, links, to_reference
@@ -58,7 +59,7 @@ def _plan(name: str, source: str, num_classes: int | None) -> tuple[list[Link], 
         raise ValueError(f"unknown weights source {source!r}; known: {', '.join(SOURCES)}")
     arch = zoo.get(name)
     if num_classes is not None and num_classes != arch.num_classes:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        if not is_int(num_classes) or num_classes < 1:
             raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
         arch = arch.replace(num_classes=num_classes)
     family = zoo.reference(name)["family"]
