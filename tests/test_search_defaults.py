@@ -88,6 +88,23 @@ def test_a_setting_nothing_implies_is_still_refused_naming_it() -> None:
         SearchConfig(space="fbnet", evaluator="predictor")
 
 
+def test_every_key_declares_its_component_help_and_resume_rule() -> None:
+    """One declaration per key (:func:`nas.search.config.setting`): the flags, their ``--help``
+    groups, the ranges and what a resumed run must match all read it."""
+    from dataclasses import fields
+
+    from nas.search.config import GROUPS, RANGES
+
+    keys = fields(SearchConfig)
+    assert all(f.metadata["help"] and f.metadata["group"] in GROUPS for f in keys)
+    assert {f.metadata["group"] for f in keys} == set(GROUPS)
+    volatile = {f.name for f in keys if f.metadata["volatile"]}
+    assert {"budget", "time_limit_s", "out", "workers", "device", "dnas_epochs"} <= volatile
+    identity = SearchConfig(strategy="fbnet", max_latency_ms=5.0).identity()
+    assert not volatile & set(identity) and {"space", "seed", "dnas_alpha", "population"} <= set(identity)
+    assert RANGES["seed"] == (0, True, 2**32 - 1) and "space" not in RANGES
+
+
 def test_help_states_every_resolved_default(capsys) -> None:
     assert run_cli(["search", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -1,7 +1,10 @@
 """The resolved configuration of a search, from command-line flags or a YAML file.
 
-Every key is declared once in :data:`FIELDS` (type, default, help), which serves the YAML
-validator, the ``nas search`` flags and the ``config.json`` written to the run directory. An
+Every key is declared once, as a field of :class:`SearchConfig` made with :func:`setting`: its
+type, default, the component it configures (:data:`GROUPS`), its help text, its numeric range and
+whether it may change when a run is resumed. That one declaration serves the YAML validator, the
+``nas search`` flags (grouped by component in ``--help``), the resume check
+(:meth:`SearchConfig.identity`) and the ``config.json`` written to the run directory. An
 unknown key, a value of the wrong type, an out-of-range value or a missing latency-table file is a
 ``ValueError`` naming the key.
 
@@ -18,17 +21,41 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import latency_tables
 from evaluators.predictor import Predictor, resolve_predictor, shipped_predictors
+from nas.checks import is_int, is_real
 from nas.search.dnas_settings import DNASSettings
 from nas.search.nni_strategies import NNI_STRATEGIES
 from nas.search.strategies import STRATEGIES as ASK_TELL_STRATEGIES
 
 _DNAS = DNASSettings()  # the dnas_* defaults are the supernet settings' own
+
+GROUPS: dict[str, str] = {
+    "space": "what is searched",
+    "strategy": "how candidates are proposed",
+    "evaluator": "how good a candidate is",
+    "latency": "how fast a candidate is",
+    "objective": "what is optimised, under which limits",
+    "output": "where results go",
+    "executor": "where evaluations run",
+    "dnas": "differentiable strategies (fbnet, proxyless): the supernet's training",
+}
+"""The components a search's keys configure, in ``--help`` order, with their titles."""
+
+
+def setting(default: Any, group: str, help: str, *, volatile: bool = False,
+            range: tuple[float, bool, float] | None = None) -> Any:
+    """A :class:`SearchConfig` key: ``default``, the component it configures (a :data:`GROUPS` key),
+    its ``--help`` text, whether it may change when a run resumes (``volatile``: a budget, paths,
+    where evaluations run; anything else defines *which* search it is), and for a number its range
+    ``(low, low allowed, high)`` (see :func:`check_range`)."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown settings group {group!r}")  # a programming error in this module
+    return field(default=default, metadata={"group": group, "help": help, "volatile": volatile, "range": range})
 
 DNAS_STRATEGIES = ("fbnet", "proxyless")
 """Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
@@ -43,56 +70,178 @@ EXECUTORS = ("inprocess", "ray")
 class SearchConfig:
     """Everything that defines a search run (see ``nas search --help`` for each key)."""
 
-    space: str = "mobile"
-    resolution: int | None = None
-    strategy: str | None = None  # evolution with a latency target, nsga2 without
-    budget: int = 50
-    time_limit_s: float | None = None
-    seed: int = 0
-    out: str | None = None  # runs/<space>-<strategy>-<evaluator>-<digest of the settings>
-    storage: str | None = None
-    latency_table: str | None = None  # the shipped CPU table of the space
-    measure_missing: bool = False
-    evaluator: str | None = None  # what --predictor/--supernet/--proxy imply, else the shipped predictor, else proxy
-    proxy: str | None = None  # naswot
-    predictor: str | None = None  # the shipped predictor of the space, with evaluator predictor
-    supernet: str | None = None
-    data: str | None = None  # none for the predictor (it reads no images), synthetic otherwise
-    train_epochs: int = 1
-    train_per_class: int | None = 500
-    test_per_class: int | None = None  # a tenth of the smallest class
-    batch_size: int = 64
-    objective: str | None = None  # reward with a latency target, pareto without
-    max_latency_ms: float | None = None
-    target_latency_ms: float | None = None
-    reward_w: float = -0.07
-    hard_reward: bool = False
-    max_params: int | None = None
-    max_macs: int | None = None
-    population: int = 20
-    sample_size: int = 5
-    start_from: str | None = None  # comma-separated zoo names / architecture files, evaluated first
-    top_k: int = 5
-    threads: int | None = 1
-    executor: str = "inprocess"
-    ray_address: str | None = None
-    workers: int = 1
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    device: str | None = None
-    eval_timeout_s: float | None = None
-    max_retries: int = 2
-    dnas_epochs: int = _DNAS.epochs
-    dnas_warmup_epochs: int = _DNAS.warmup_epochs
-    dnas_loss: str = _DNAS.loss
-    dnas_alpha: float = _DNAS.alpha
-    dnas_beta: float = _DNAS.beta
-    dnas_temperature: float = _DNAS.temperature
-    dnas_temperature_decay: float = _DNAS.temperature_decay
-    dnas_weight_lr: float = _DNAS.weight_lr
-    dnas_arch_lr: float = _DNAS.arch_lr
-    dnas_arch_split: float = _DNAS.arch_split
-    dnas_samples: int = _DNAS.samples
+    space: str = setting("mobile", "space", "search space (see `nas space list`)")
+    resolution: int | None = setting(None, "space", "input size (default: the latency table's)", range=(1, True, 4096))
+    strategy: str | None = setting(
+        None, "strategy",
+        "random | evolution | tpe | nsga2 (ask/tell) | fbnet | proxyless (differentiable, supernet) | "
+        "nni-evolution | nni-random (NNI 3.0's, needs the litenas[nni] extra) (default: evolution for the"
+        " reward objective, nsga2 for a Pareto front)")
+    budget: int = setting(
+        50, "strategy",
+        "number of candidates to evaluate (ask/tell strategies; fbnet/proxyless judge 1 + --dnas-samples)",
+        volatile=True, range=(1, True, math.inf))
+    time_limit_s: float | None = setting(
+        None, "strategy",
+        "stop starting new evaluations after this many seconds",
+        volatile=True, range=(0, False, math.inf))
+    seed: int = setting(0, "strategy", "seed of the strategy and evaluators", range=(0, True, 2**32 - 1))
+    out: str | None = setting(
+        None, "output",
+        "run directory (re-run the same command to resume) (default: "
+        "runs/SPACE-STRATEGY-EVALUATOR-DIGEST, the digest of the settings that define the search: the "
+        "same command resumes its run, other settings start their own)",
+        volatile=True)
+    storage: str | None = setting(None, "output", "Optuna storage URL (default: sqlite:///OUT/study.db)", volatile=True)
+    latency_table: str | None = setting(
+        None, "latency",
+        "latency table file or shipped name (`nas latency list`) (default: the shipped CPU table of "
+        "--space, SPACE_RESOLUTION_cpu, when there is one)")
+    measure_missing: bool = setting(
+        False, "latency",
+        "measure ops missing from the latency table on this device instead of failing",
+        volatile=True)
+    evaluator: str | None = setting(
+        None, "evaluator",
+        "proxy (zero-cost, seconds) | train (short training) | predictor (an accuracy predictor fitted on"
+        " trained networks, milliseconds; see `nas predictor`) | supernet (inherited weights of a trained"
+        " supernet; see `nas supernet`) (default: the one --predictor, --supernet or --proxy/--data "
+        "imply; with none of them, predictor when a shipped predictor covers --space, else proxy)")
+    proxy: str | None = setting(
+        None, "evaluator",
+        "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip (default: naswot)")
+    predictor: str | None = setting(
+        None, "evaluator",
+        "accuracy predictor for --evaluator predictor: a file (`nas predictor fit`) or a shipped name "
+        "(`nas predictor list`) (default: the shipped predictor of --space at --resolution)")
+    supernet: str | None = setting(
+        None, "evaluator",
+        "`nas supernet train` directory for --evaluator supernet: candidates are scored by inherited "
+        "weights after BatchNorm re-calibration, and the search runs over the supernet's part of the "
+        "space")
+    data: str | None = setting(
+        None, "evaluator",
+        "'none' (data-free proxies: synflow), 'synthetic' (random images: smoke tests only), or a dataset"
+        " path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST) (default: none with --evaluator "
+        "predictor, which reads no images, else synthetic)")
+    train_epochs: int = setting(
+        1, "evaluator",
+        "epochs per candidate with --evaluator train",
+        range=(1, True, math.inf))
+    train_per_class: int | None = setting(
+        500, "evaluator",
+        "training images per class taken from the dataset (after the held-out split)",
+        range=(1, True, math.inf))
+    test_per_class: int | None = setting(
+        None, "evaluator",
+        "images per class split off the training set to rank candidates (the test set is never used by a "
+        "search; with --evaluator supernet, drawn from the images it held out) (default: a tenth of the "
+        "smallest class)",
+        range=(1, True, math.inf))
+    batch_size: int = setting(
+        64, "evaluator",
+        "minibatch size (proxy batch, training batch)",
+        range=(1, True, math.inf))
+    objective: str | None = setting(
+        None, "objective",
+        "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency) (default: reward with a latency "
+        "target, --max-latency-ms or --target-latency-ms; pareto without one)")
+    max_latency_ms: float | None = setting(
+        None, "objective",
+        "hard limit on predicted latency; also the reward target unless --target-latency-ms",
+        range=(0, False, math.inf))
+    target_latency_ms: float | None = setting(
+        None, "objective",
+        "the reward's latency target T",
+        range=(0, False, math.inf))
+    reward_w: float = setting(
+        -0.07, "objective",
+        "the reward exponent w (soft constraint, MnasNet: -0.07)",
+        range=(-math.inf, True, math.inf))
+    hard_reward: bool = setting(False, "objective", "use the reward's hard form (alpha=0, beta=-1)")
+    max_params: int | None = setting(None, "objective", "hard limit on parameters", range=(1, True, math.inf))
+    max_macs: int | None = setting(None, "objective", "hard limit on conv+linear MACs", range=(1, True, math.inf))
+    population: int = setting(20, "strategy", "population size (evolution, nsga2)", range=(1, True, math.inf))
+    sample_size: int = setting(5, "strategy", "tournament size (evolution)", range=(1, True, math.inf))
+    start_from: str | None = setting(
+        None, "strategy",
+        "warm start: comma-separated zoo names or architecture files (JSON or string form), points of the"
+        " space, that the search evaluates first; evolution then mutates the best of them (e.g. the fixed"
+        " point a search should beat)")
+    top_k: int = setting(
+        5, "output",
+        "number of new candidates written to OUT/top/",
+        volatile=True, range=(1, True, math.inf))
+    threads: int | None = setting(
+        1, "evaluator",
+        "torch CPU threads per evaluation",
+        volatile=True, range=(1, True, math.inf))
+    executor: str = setting("inprocess", "executor", "inprocess | ray", volatile=True)
+    ray_address: str | None = setting(
+        None, "executor",
+        "Ray cluster address (auto | HOST:PORT); none starts a local instance",
+        volatile=True)
+    workers: int = setting(
+        1, "executor",
+        "concurrent evaluations (ray executor)",
+        volatile=True, range=(1, True, math.inf))
+    num_cpus: float = setting(
+        1.0, "executor",
+        "CPUs per evaluation (ray executor)",
+        volatile=True, range=(0, True, math.inf))
+    num_gpus: float = setting(
+        0.0, "executor",
+        "GPUs per evaluation (ray executor)",
+        volatile=True, range=(0, True, math.inf))
+    device: str | None = setting(
+        None, "evaluator",
+        "torch device of every evaluation and of a fbnet/proxyless supernet: cpu | cuda | cuda:N | mps "
+        "(default: cuda when --num-gpus > 0 under --executor ray, else cpu)",
+        volatile=True)
+    eval_timeout_s: float | None = setting(
+        None, "executor",
+        "a candidate running longer fails (ray executor)",
+        volatile=True, range=(0, False, math.inf))
+    max_retries: int = setting(
+        2, "executor",
+        "re-submissions of an evaluation whose worker died (ray executor)",
+        volatile=True, range=(0, True, math.inf))
+    dnas_epochs: int = setting(
+        _DNAS.epochs, "dnas",
+        "supernet training epochs, warm-up included (fbnet, proxyless); raise it and re-run to train on",
+        volatile=True)
+    dnas_warmup_epochs: int = setting(
+        _DNAS.warmup_epochs, "dnas",
+        "first epochs that train the supernet weights only (fbnet, proxyless)")
+    dnas_loss: str = setting(
+        _DNAS.loss, "dnas",
+        "relative (CE + alpha*(LAT/LAT_ref)^beta, LAT_ref the space's mean latency: any latency scale) | "
+        "mult (FBNet: CE*alpha*log(LAT)^beta, every LAT > 1 ms) | add (CE + alpha*LAT^beta); LAT in ms "
+        "(fbnet, proxyless)")
+    dnas_alpha: float = setting(
+        _DNAS.alpha, "dnas",
+        "weight of the latency term (relative: nats of CE per space-mean latency) (fbnet, proxyless)")
+    dnas_beta: float = setting(
+        _DNAS.beta, "dnas",
+        "exponent of the latency term (FBNet's mult: 0.6) (fbnet, proxyless)")
+    dnas_temperature: float = setting(
+        _DNAS.temperature, "dnas",
+        "Gumbel-softmax temperature of the first epoch (FBNet: 5.0) (fbnet, proxyless)")
+    dnas_temperature_decay: float = setting(
+        _DNAS.temperature_decay, "dnas",
+        "temperature factor per epoch (FBNet: 0.956) (fbnet, proxyless)")
+    dnas_weight_lr: float = setting(
+        _DNAS.weight_lr, "dnas",
+        "peak SGD learning rate of the supernet weights, cosine decay (fbnet, proxyless)")
+    dnas_arch_lr: float = setting(
+        _DNAS.arch_lr, "dnas",
+        "Adam learning rate of the architecture parameters (FBNet: 0.01) (fbnet, proxyless)")
+    dnas_arch_split: float = setting(
+        _DNAS.arch_split, "dnas",
+        "fraction of the training images that train the architecture parameters (fbnet, proxyless)")
+    dnas_samples: int = setting(
+        _DNAS.samples, "dnas",
+        "architectures sampled from the learned distribution besides the argmax (FBNet: 6)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -237,8 +386,7 @@ class SearchConfig:
         """The settings that define *which* search this is: a resumed run must match them.
         (Budget, time limit, output paths, executor settings and, for a differentiable search, the
         number of epochs and the device may change between runs.)"""
-        volatile = {"budget", "measure_missing", "time_limit_s", "out", "storage", "top_k", "executor", "ray_address", "workers",
-                    "num_cpus", "num_gpus", "eval_timeout_s", "max_retries", "threads", "dnas_epochs", "device"}
+        volatile = {f.name for f in fields(self) if f.metadata["volatile"]}
         dnas = self.strategy in DNAS_STRATEGIES  # other strategies ignore (and leave out) the dnas_* keys
         return {k: v for k, v in self.to_dict().items()
                 if k not in volatile and (dnas or not k.startswith("dnas_"))}
@@ -282,17 +430,10 @@ class SearchConfig:
         return cls.from_mapping(data if data is not None else {}, source=str(p))
 
 
-#: The range of every numeric key: ``(low, low_allowed, high)``. Every number must also be finite.
 RANGES: dict[str, tuple[float, bool, float]] = {
-    **{k: (1, True, math.inf) for k in ("budget", "population", "sample_size", "top_k", "workers", "batch_size",
-                                        "train_epochs", "threads", "train_per_class", "test_per_class",
-                                        "max_params", "max_macs")},
-    "resolution": (1, True, 4096),  # input pixels per side: far above any mobile network's
-    **{k: (0, False, math.inf) for k in ("time_limit_s", "max_latency_ms", "target_latency_ms", "eval_timeout_s")},
-    **{k: (0, True, math.inf) for k in ("max_retries", "num_cpus", "num_gpus")},
-    "seed": (0, True, 2**32 - 1),  # what numpy's and Optuna's seeded generators accept
-    "reward_w": (-math.inf, True, math.inf),
-}
+    f.name: f.metadata["range"] for f in fields(SearchConfig) if f.metadata["range"] is not None}
+"""The range of every numeric key, ``(low, low allowed, high)``, from its :func:`setting`. Every
+number must also be finite."""
 
 
 def check_range(name: str, value: float) -> None:
@@ -314,10 +455,10 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
             raise ValueError(f"{name}: a value is required")
         return
     if text.startswith("int"):
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = is_int(value)
         kind = "an integer"
     elif text.startswith("float"):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = is_real(value)
         kind = "a number"
     elif text.startswith("bool"):
         ok = isinstance(value, bool)
