@@ -215,26 +215,34 @@ class Evaluation:
                 return metrics, "; ".join(violations), True
         return metrics, None, False
 
-    def outcome(self, metrics: dict[str, float], result: Result) -> tuple[tuple[float, ...] | None, str | None]:
-        """Objective values (report directions) and failure reason of a finished evaluation."""
-        if not result.ok:
-            return None, result.reason
-        try:
-            return self.objective.report_values(metrics), None
-        except ValueError as exc:  # e.g. a reward of a non-positive metric
-            return None, str(exc)
+    @staticmethod
+    def rejected(number: int, point: Point, arch: Arch, metrics: dict[str, float], reason: str,
+                 infeasible: bool) -> Record:
+        """The record of a candidate the screen stopped (:meth:`screen_arch`'s outcome): never scored."""
+        return Record(number, point, arch, "infeasible" if infeasible else "failed", metrics, None, reason,
+                      scored=False)
+
+    def scored(self, number: int, point: Point, arch: Arch, screen_metrics: dict[str, float],
+               result: Result) -> Record:
+        """The record of a screened candidate scored ``result``: its metrics, its objective values
+        (report directions), or why it failed (the score failed, or the objective cannot be
+        computed from its metrics, e.g. a reward of a non-positive metric)."""
+        metrics = {**screen_metrics, **result.metrics}
+        values, reason = None, result.reason
+        if result.ok:
+            try:
+                values = self.objective.report_values(metrics)
+            except ValueError as exc:
+                reason = str(exc)
+        return Record(number, point, arch, "complete" if values is not None else "failed", metrics, values, reason)
 
     def judge(self, number: int, point: Point, arch: Arch) -> Record:
         """Screen ``arch``, then score it unless the screen failed or a constraint rejects it (the
         runner's rules, in-process and in order)."""
         metrics, reason, infeasible = self.screen_arch(arch)
         if reason is not None:
-            return Record(number, point, arch, "infeasible" if infeasible else "failed", metrics, None, reason,
-                          scored=False)
-        result = self.score.evaluate(arch)
-        metrics = {**metrics, **result.metrics}
-        values, reason = self.outcome(metrics, result)
-        return Record(number, point, arch, "complete" if values is not None else "failed", metrics, values, reason)
+            return self.rejected(number, point, arch, metrics, reason, infeasible)
+        return self.scored(number, point, arch, metrics, self.score.evaluate(arch))
 
     def write_report(self, config: SearchConfig, records: list[Record], *, compare_zoo: bool = True,
                      top_k: int | None = None, notes: Mapping[str, str] | None = None,
@@ -447,8 +455,7 @@ class Search:
                         trial = self.store.start(point, arch)
                         if reason is not None:
                             self.store.finish(trial, metrics, None, reason, infeasible=infeasible, at_screen=True)
-                            record = Record(trial, point, arch, "infeasible" if infeasible else "failed",
-                                            metrics, None, reason, scored=False)
+                            record = self.evaluation.rejected(trial, point, arch, metrics, reason, infeasible)
                             self._finish(record, on_record)
                             self.strategy.tell(point, None)
                             idle += 1
@@ -516,11 +523,8 @@ class Search:
     def _scored(self, point: Point, arch: Arch, trial: int, metrics: dict[str, float], result: Result,
                 on_record: Callable[[Record], None] | None, bar: Any) -> None:
         """Record the score ``result`` of a screened candidate (store, state, strategy, progress)."""
-        metrics = {**metrics, **result.metrics}
-        values, reason = self.evaluation.outcome(metrics, result)
-        self.store.finish(trial, metrics, values, reason)
-        record = Record(trial, point, arch, "complete" if values is not None else "failed", metrics, values,
-                        reason)
+        record = self.evaluation.scored(trial, point, arch, metrics, result)
+        self.store.finish(trial, record.metrics, record.values, record.reason)
         self._finish(record, on_record)
         self.strategy.tell(point, self._strategy_values(record))
         bar.update(1)
