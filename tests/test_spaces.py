@@ -16,7 +16,8 @@ from nas.arch import Arch, Block
 from nas.builder import build_model
 from search_spaces import zoo
 from search_spaces.fbnet import CANDIDATES, FBNetSpace
-from search_spaces.mobile import MobileSpace, Stage, _shrink
+from search_spaces.mobile import MobileSpace, Stage
+from search_spaces.mobile_tables import shrink
 from search_spaces.registry import OpConfig
 from search_spaces.space import Choice, EncoderError, SearchSpace, as_rng
 from search_spaces.spaces import get_space, home_spaces, space_for, space_names
@@ -199,7 +200,7 @@ def test_mobile_templates_shrink_maps_alike() -> None:
         for size in range(1, 70):
             for stride, ds in ((1, "standard"), (2, "standard"), (2, "padding_free")):
                 if ds == "standard" or t.has_downsample:
-                    assert t.out_size(size, stride, ds) == _shrink(size, stride, ds), (t.label, size, stride, ds)
+                    assert t.out_size(size, stride, ds) == shrink(size, stride, ds), (t.label, size, stride, ds)
 
 
 def _all_points(space: SearchSpace) -> Iterator[tuple[int, ...]]:
