@@ -23,8 +23,8 @@ class MobileEncoder:
 
     def __init__(self, space: MobileView) -> None:
         self.space = space
-        self._by_label = {t.label: i for i, t in enumerate(space.templates) if not t.mid_ratio}
-        self._relative = tuple(i for i, t in enumerate(space.templates) if t.mid_ratio)
+        self._by_label = {t.label: i for i, t in enumerate(space.templates) if not t.ratios}
+        self._relative = tuple(i for i, t in enumerate(space.templates) if t.ratios)
         self._names = frozenset(c.name for c in space.choices)
 
     def encode(self, arch: Arch) -> dict[str, int]:

@@ -30,6 +30,7 @@ from torch import nn
 __all__ = [
     "REQUIRED",
     "Field",
+    "Relative",
     "OpSpec",
     "OpContext",
     "register",
@@ -89,12 +90,25 @@ def _normalise_value(kind: str, value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Relative:
+    """How a layer template may give a width field relative to the block's input width:
+    ``<abbr><r>`` (``e3``) stands for ``make_divisible(in_chs * r, divisor)`` in each layer, as a
+    GhostNet expansion is written relative to the input while the op takes an absolute width."""
+
+    abbr: str
+    divisor: int
+
+
+@dataclass(frozen=True)
 class Field:
     """One argument of an op.
 
     ``name`` is the JSON key, ``abbr`` the prefix in the compact string form (``k3`` for
     ``kernel=3``). ``choices`` restricts a ``str`` field; ``check`` validates a single value and
-    returns an error message or ``None``.
+    returns an error message or ``None``. What search spaces need to know of the field:
+    ``skeleton`` marks an argument that a space's skeleton decides in each layer (the width, the
+    stride, the downsampling kind), so a layer template (:mod:`search_spaces.templates`) leaves it
+    out; ``relative`` says a template may give it relative to the input width.
     """
 
     name: str
@@ -104,6 +118,8 @@ class Field:
     doc: str = ""
     choices: tuple[str, ...] | None = None
     check: Callable[[Any], str | None] | None = None
+    skeleton: bool = False
+    relative: Relative | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -3,9 +3,11 @@ skeleton decides (output width, stride, downsampling kind).
 
 A template is written as a compact block token (:mod:`nas.arch_string`) without those parts:
 ``ir_k3.5_e6_aswish_se0.25`` is an MBConv whose width, stride and downsampling the layer it
-stands in provides. One more part is understood for the Ghost bottleneck, whose op takes an
-absolute expanded width: ``e<r>`` makes it ``make_divisible(in_chs * r, 4)`` (GhostNet's
-rounding), so ``ghost_e3_k5`` is a Ghost bottleneck with a 3x expansion, like an MBConv's.
+stands in provides. Which arguments those are, the registry says (``Field.skeleton``). A field
+declared ``relative`` (``Field.relative``) may be given relative to the input width: the Ghost
+bottleneck takes an absolute expanded width, and ``ghost_e3_k5`` makes it
+``make_divisible(in_chs * 3, 4)`` in each layer (GhostNet's rounding), a 3x expansion like an
+MBConv's.
 
 Templates also answer, without building a block, whether they are valid in a given place
 (:meth:`Template.fits`) and how they shrink a feature map (:meth:`Template.out_size`): the
@@ -24,16 +26,17 @@ from typing import Any
 from nas.arch import Block
 from nas.arch_string import block_to_token, token_to_blocks
 from search_spaces.ops.layers import make_divisible
-from search_spaces.registry import OpSpec, get_op
+from search_spaces.registry import Field, OpSpec, get_op
 
-__all__ = ["Template", "FitCounter", "SKELETON_FIELDS"]
-
-SKELETON_FIELDS = ("out_chs", "stride", "downsample")
-"""The arguments a template leaves to the skeleton."""
+__all__ = ["Template", "FitCounter"]
 
 _PLACEHOLDER = 999983  # a width no token spells, to find and drop its part in a printed token
-_RATIO = re.compile(r"e(\d+(\.\d+)?)$")
-_GHOST_ROUND = 4
+_RATIO = r"(\d+(\.\d+)?)"
+
+
+def _skeleton(spec: OpSpec) -> list[Field]:
+    """The op's fields that a space's skeleton decides (``Field.skeleton``)."""
+    return [f for f in spec.fields if f.skeleton]
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,14 @@ class Template:
     """A registered op with its non-skeleton arguments fixed (see the module docstring).
 
     Build with :meth:`parse`; ``label`` is the canonical token, ``args`` the normalised
-    arguments (skeleton fields at placeholder values), ``mid_ratio`` the relative expanded
-    width of a Ghost template (0: none).
+    arguments (skeleton fields at placeholder values), ``ratios`` the fields given relative to
+    the input width, with their ratios (``(("mid_chs", 3.0),)`` for ``ghost_e3``).
     """
 
     label: str
     op: str
     args: tuple[tuple[str, Any], ...]
-    mid_ratio: float = 0.0
+    ratios: tuple[tuple[str, float], ...] = ()
     spec: OpSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,34 +65,29 @@ class Template:
         if "stride" not in spec.field_by_name or "block" not in spec.roles:
             raise ValueError(f"template {token!r}: op {op!r} is not a body block with a stride")
         for part in parts:
-            for name in SKELETON_FIELDS:
-                f = spec.field_by_name.get(name)
-                rest = part[len(f.abbr):] if f is not None and part.startswith(f.abbr) else ""
+            for f in _skeleton(spec):
+                rest = part[len(f.abbr):] if part.startswith(f.abbr) else ""
                 if rest and (rest.isdigit() or rest.replace("-", "_") in (f.choices or ())):
-                    raise ValueError(f"template {token!r}: {name} is left to the skeleton, drop {part!r}")
-        ratio = 0.0
-        if op == "ghost":
-            rel = [p for p in parts if _RATIO.fullmatch(p)]
+                    raise ValueError(f"template {token!r}: {f.name} is left to the skeleton, drop {part!r}")
+        ratios: list[tuple[str, float]] = []
+        for f in spec.fields:
+            rel = f.relative and next((p for p in parts if re.fullmatch(f.relative.abbr + _RATIO, p)), None)
             if rel:
-                ratio = float(rel[0][1:])
-                parts = [p for p in parts if p != rel[0]] + [f"m{_PLACEHOLDER}"]
-        if "out_chs" in spec.field_by_name:
-            parts.append(f"c{_PLACEHOLDER}")
+                ratios.append((f.name, float(rel[len(f.relative.abbr):])))
+                parts = [p for p in parts if p != rel] + [f"{f.abbr}{_PLACEHOLDER}"]
+        parts += [f"{f.abbr}{_PLACEHOLDER}" for f in _skeleton(spec) if f.required]
         (block,) = token_to_blocks("_".join([op, *parts]))
         keep = [p for p in block_to_token(block).split("_") if str(_PLACEHOLDER) not in p]
-        if ratio:
-            keep.insert(1, f"e{ratio:g}")
-        return cls("_".join(keep), op, block.args, ratio)
+        keep[1:1] = [f"{spec.field_by_name[name].relative.abbr}{r:g}" for name, r in ratios]
+        return cls("_".join(keep), op, block.args, tuple(ratios))
 
     @classmethod
     def of_block(cls, block: Block) -> Template:
         """The (absolute) template of ``block``: its arguments without the skeleton ones."""
         spec = block.spec
         args = block.kwargs
-        for name in SKELETON_FIELDS:
-            f = spec.field_by_name.get(name)
-            if f is not None:
-                args[name] = _PLACEHOLDER if f.required else f.default
+        for f in _skeleton(spec):
+            args[f.name] = _PLACEHOLDER if f.required else f.default
         token = block_to_token(Block.make(block.op, args))
         return cls.parse("_".join(p for p in token.split("_") if str(_PLACEHOLDER) not in p))
 
@@ -111,8 +109,8 @@ class Template:
         args["stride"] = stride
         if self.has_downsample:
             args["downsample"] = downsample
-        if self.mid_ratio:
-            args["mid_chs"] = make_divisible(in_chs * self.mid_ratio, _GHOST_ROUND)
+        for name, ratio in self.ratios:
+            args[name] = make_divisible(in_chs * ratio, self.spec.field_by_name[name].relative.divisor)
         return args
 
     def block(self, in_chs: int, out_chs: int, stride: int, downsample: str = "standard") -> Block:
@@ -199,10 +197,10 @@ class FitCounter:
         self._checks: dict[tuple[int, int, int, int, str], tuple[bool, frozenset[str] | None]] = {}
 
     def _key(self, t: Template, names: frozenset[str]) -> tuple[Any, ...]:
-        static = dict(t.args)
+        static, ratios = dict(t.args), dict(t.ratios)
         key: list[Any] = [t.op]
-        for name in sorted(names - set(SKELETON_FIELDS)):
-            key.append(("ratio", t.mid_ratio) if name == "mid_chs" and t.mid_ratio else static[name])
+        for name in sorted(names - {f.name for f in _skeleton(t.spec)}):
+            key.append(("ratio", ratios[name]) if name in ratios else static[name])
         return tuple(key)
 
     def _classes(self, indices: tuple[int, ...]) -> list[tuple[int, list[int]]]:

@@ -426,7 +426,7 @@ def test_rng_and_operator_input() -> None:
 
 def test_templates() -> None:
     t = Template.parse("ghost_e3_k5_se0.25")
-    assert t.label == "ghost_e3_k5_se0.25" and t.mid_ratio == 3.0
+    assert t.label == "ghost_e3_k5_se0.25" and t.ratios == (("mid_chs", 3.0),)
     assert t.block(16, 24, 2, "padding_free")["mid_chs"] == 48
     assert Template.of_block(zoo.get("ghostnet_100").blocks[7]).label == "ghost_m184"
     for bad, why in (("ir_c16_e6", "out_chs is left to the skeleton"), ("ir_e6_s2", "stride is left"),

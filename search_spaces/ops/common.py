@@ -81,7 +81,7 @@ def _groups(v: int) -> str | None:
 
 
 def out_chs_field() -> Field:
-    return Field("out_chs", "c", "int", doc="output channels", check=_positive)
+    return Field("out_chs", "c", "int", doc="output channels", check=_positive, skeleton=True)
 
 
 def kernel_field(default: Any = 3) -> Field:
@@ -90,7 +90,7 @@ def kernel_field(default: Any = 3) -> Field:
 
 
 def stride_field() -> Field:
-    return Field("stride", "s", "int", 1, doc="1 or 2", check=_stride)
+    return Field("stride", "s", "int", 1, doc="1 or 2", check=_stride, skeleton=True)
 
 
 def act_field(default: str = "relu") -> Field:
@@ -111,7 +111,7 @@ def noskip_field() -> Field:
 
 def downsample_field() -> Field:
     return Field("downsample", "dn", "str", "standard", doc="stride-2 depthwise: standard or padding_free",
-                 choices=DOWNSAMPLE_KINDS)
+                 choices=DOWNSAMPLE_KINDS, skeleton=True)
 
 
 def groups_field(name: str, abbr: str, doc: str) -> Field:

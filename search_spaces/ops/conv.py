@@ -73,7 +73,8 @@ register(OpSpec(
     roles=frozenset({"block"}),
     fields=(
         Field("kernel", "k", "int", 3, doc="window size", check=_single_odd_kernel),
-        Field("stride", "s", "int", 2, doc="1 or 2", check=lambda v: None if v in (1, 2) else f"stride must be 1 or 2, got {v}"),
+        Field("stride", "s", "int", 2, doc="1 or 2", skeleton=True,
+              check=lambda v: None if v in (1, 2) else f"stride must be 1 or 2, got {v}"),
     ),
     build=lambda ctx, a: nn.MaxPool2d(a["kernel"], a["stride"], a["kernel"] // 2),
     out_chs=lambda in_chs, a: in_chs,

@@ -40,7 +40,7 @@ from search_spaces.ops.common import (
     stride_field,
 )
 from search_spaces.ops.layers import ConvBnAct
-from search_spaces.registry import REQUIRED, Field, OpSpec, register
+from search_spaces.registry import REQUIRED, Field, OpSpec, Relative, register
 
 
 def _odd_kernel(v: int) -> str | None:
@@ -121,7 +121,8 @@ register(OpSpec(
     roles=frozenset({"block"}),
     fields=(
         out_chs_field(),
-        Field("mid_chs", "m", "int", REQUIRED, doc="width between the two ghost modules", check=_positive),
+        Field("mid_chs", "m", "int", REQUIRED, doc="width between the two ghost modules", check=_positive,
+              relative=Relative("e", 4)),  # GhostNet's expansion, rounded to multiples of 4
         Field("kernel", "k", "int", 3, doc="depthwise kernel size (stride-2 and shortcut convs)", check=_odd_kernel),
         stride_field(),
         act_field("relu"),
