@@ -31,7 +31,6 @@ emits a :class:`TableMismatchWarning`.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -46,7 +45,7 @@ import torch
 from latency_tables.device import device_name, fingerprint
 from nas.arch import Arch
 from nas.checks import is_int, is_real
-from nas.io import atomic_write_json
+from nas.io import JSONFileError, atomic_write_json, read_json_file
 from search_spaces.registry import OpConfig
 
 TABLE_FORMAT = "litenas.latency_table"
@@ -435,19 +434,9 @@ class LatencyTable:
         (:class:`TableMismatchWarning`)."""
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise TableError(f"{p}: no such latency table file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TableError(f"{p}: cannot read ({exc})") from None
-        if not text.strip():
-            raise TableError(f"{p}: empty file (an interrupted write?)")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TableError(f"{p}: not valid JSON, the file is truncated or corrupt ({exc})") from None
-        except RecursionError:
-            raise TableError(f"{p}: JSON nested too deeply to be a latency table") from None
+            data = read_json_file(p, "a latency table")
+        except JSONFileError as exc:
+            raise TableError(str(exc)) from None
         table = cls.from_dict(data, str(p))
         table.path = p
         if check_env:

@@ -31,7 +31,7 @@ from nas.arch_migrations import upgrade
 from nas.arch_string import format_arch_text, parse_arch_text
 from nas.block import ARCH_FORMAT, ARCH_VERSION, ArchError, Block, block_dict
 from nas.checks import is_int
-from nas.io import atomic_write_text
+from nas.io import JSONFileError, atomic_write_text, read_text_file
 from search_spaces.registry import OpConfig, get_op
 
 
@@ -235,11 +235,9 @@ class Arch:
         """Read a JSON (``.json``) or compact-string file; errors name the file."""
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ArchError(f"{p}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ArchError(f"{p}: cannot read ({exc})") from None
+            text = read_text_file(p, "an architecture (JSON or compact string)")
+        except JSONFileError as exc:
+            raise ArchError(str(exc)) from None
         try:
             if text.lstrip().startswith("{") or p.suffix == ".json":
                 return cls.from_json(text)

@@ -1,7 +1,7 @@
 """File I/O shared by every reader and writer of litenas files.
 
 - Atomic writes: a crash or kill never leaves a truncated or half-written file behind.
-- :func:`read_json_file`: the one reader of a JSON file a user can point at (a predictor, a run's
+- :func:`read_text_file` and :func:`read_json_file`: the one reader of a file a user can point at (a predictor, a run's
   ``config.json``, a trained-networks file...): every way such a file can be wrong (missing,
   unreadable, not UTF-8, empty, truncated, nested too deeply for Python's parser, not an object) is
   a :class:`JSONFileError`, one line naming the file, never a traceback.
@@ -57,9 +57,10 @@ def parse_json_object(text: str | bytes, where: str, what: str) -> dict[str, Any
     return data
 
 
-def read_json_file(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    """The JSON object in the file ``path``, meant to be ``what`` (see :func:`parse_json_object`);
-    a missing, unreadable or malformed file is a :class:`JSONFileError` naming it."""
+def read_text_file(path: str | os.PathLike[str], what: str) -> str:
+    """The UTF-8 text of the file ``path``, meant to be ``what`` (with its article); a missing,
+    unreadable or binary file is a :class:`JSONFileError` naming it (the one reader of every file
+    a user points at: JSON, compact architecture strings, YAML configs)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -69,7 +70,16 @@ def read_json_file(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
         raise JSONFileError(f"{p}: a directory, not {what}") from None
     except OSError as exc:
         raise JSONFileError(f"{p}: cannot read {what} here ({exc.strerror or exc})") from None
-    return parse_json_object(raw, str(p), what)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JSONFileError(f"{p}: not {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_json_file(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The JSON object in the file ``path``, meant to be ``what`` (see :func:`parse_json_object`);
+    a missing, unreadable or malformed file is a :class:`JSONFileError` naming it."""
+    return parse_json_object(read_text_file(path, what), str(path), what)
 
 
 def _temp_beside(p: Path) -> tuple[int, str]:

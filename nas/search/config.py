@@ -28,6 +28,7 @@ from typing import Any
 import latency_tables
 from evaluators.predictor import Predictor, resolve_predictor, shipped_predictors
 from nas.checks import is_int, is_real
+from nas.io import read_text_file
 from nas.search.dnas_settings import DNASSettings
 from nas.search.nni_strategies import NNI_STRATEGIES
 from nas.search.strategies import STRATEGIES as ASK_TELL_STRATEGIES
@@ -414,15 +415,7 @@ class SearchConfig:
 
         p = Path(path)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"{p}: no such config file") from None
-        except IsADirectoryError:
-            raise ValueError(f"{p}: a directory, not a YAML config file") from None
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{p}: not a YAML config file, not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        except OSError as exc:
-            raise ValueError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
+            data = yaml.safe_load(read_text_file(p, "a YAML config file"))
         except RecursionError:
             raise ValueError(f"{p}: YAML nested too deeply to be a config") from None
         except yaml.YAMLError as exc:
