@@ -29,6 +29,7 @@ from typing import Any
 from nas.arch import Arch, Block
 from search_spaces.registry import OpConfig
 from search_spaces.space import Choice, SearchSpace, check_fixed, describe_block
+from search_spaces.stems import stem_block
 
 __all__ = ["CANDIDATES", "STAGES", "FBNetSpace"]
 
@@ -91,7 +92,7 @@ class FBNetSpace(SearchSpace):
             [Block.make(op, {**args, "out_chs": cout, "stride": st}) for op, args in CANDIDATES.values()]
             for _, _, _, cout, st in self._layers
         ]
-        self._stem = Block.make("cn", out_chs=STEM_CHS, kernel=3, stride=2, act="relu")
+        self._stem = stem_block("conv", STEM_CHS)
         self._head = Block.make("hc", out_chs=HEAD_CHS, act="relu", dropout=dropout)
         Arch(resolution, num_classes, self._stem, (), self._head)  # reject bad arguments up front
 

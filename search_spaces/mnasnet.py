@@ -35,6 +35,7 @@ from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
 from search_spaces.registry import OpConfig, get_op
 from search_spaces.space import Choice, SearchSpace, check_fixed, describe_block
+from search_spaces.stems import stem_block
 
 __all__ = ["BASE_STAGES", "EXTRA_WIDTHS", "MnasNetSpace"]
 
@@ -109,7 +110,7 @@ class MnasNetSpace(SearchSpace):
                        doc=where),
             ]
         super().__init__(choices)
-        self._stem = Block.make("cn", out_chs=STEM_CHS, kernel=3, stride=2, act="relu")
+        self._stem = stem_block("conv", STEM_CHS)
         self._head = Block.make("hc", out_chs=HEAD_CHS, act="relu", dropout=dropout)
         Arch(resolution, num_classes, self._stem, (), self._head)  # reject bad arguments up front
 

@@ -63,6 +63,7 @@ from typing import Any
 
 from nas.arch import Arch, Block
 from nas.arch_string import block_to_token, token_to_blocks
+from search_spaces import stems
 from search_spaces.mobile_count import MobileCounter
 from search_spaces.mobile_encode import MobileEncoder
 from search_spaces.mobile_tables import (
@@ -83,7 +84,6 @@ from search_spaces.mobile_tables import (
     WIDTH_MULTIPLIERS,
     Stage,
     scale_width,
-    stem_block,
 )
 from search_spaces.ops.common import DOWNSAMPLE_KINDS
 from search_spaces.registry import OpConfig
@@ -152,7 +152,7 @@ class MobileSpace(SearchSpace):
             stem_kinds = tuple(sorted((k for k in every if k != "conv"), key=lambda k: k != "conv_s1"))
             extra_stem_kinds = tuple(k for k in every if k == "conv")
         for kind in (*stem_kinds, *extra_stem_kinds):
-            if kind not in ("conv", "hybrid", "conv_s1"):
+            if kind not in stems.STEM_KINDS:
                 raise ValueError(f"{self.name}: stem kind must be conv, hybrid or conv_s1, got {kind!r}")
         core_t = [Template.parse(t) for t in templates]
         labels = {t.label for t in core_t}
@@ -233,7 +233,7 @@ class MobileSpace(SearchSpace):
     # ------------------------------------------------------------------------------ blocks
     def _decode(self, values: Mapping[str, Any]) -> Arch:
         mult = values["width"]
-        stem = stem_block(values["stem"], scale_width(values["stem_width"], mult), values["stem_act"])
+        stem = stems.stem_block(values["stem"], scale_width(values["stem_width"], mult), values["stem_act"])
         chs = stem["out_chs"]
         blocks: list[Block] = []
         for k, st in enumerate(self.stages):

@@ -13,8 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from search_spaces.mobile_tables import MobileView, scale_width, shrink, stem_block
+from search_spaces.mobile_tables import MobileView, scale_width, shrink
 from search_spaces.registry import OpConfig
+from search_spaces.stems import stem_block
 from search_spaces.templates import FitCounter, Template
 
 

@@ -11,9 +11,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nas.arch import Arch, Block
-from search_spaces.mobile_tables import MobileView, scale_width, stem_block
+from search_spaces.mobile_tables import MobileView, scale_width
 from search_spaces.ops.common import DOWNSAMPLE_KINDS
 from search_spaces.space import check_fixed, describe_block
+from search_spaces.stems import stem_kind
 from search_spaces.templates import Template
 
 
@@ -37,8 +38,8 @@ class MobileEncoder:
                              f"{', '.join(head.labels)}")
         out["head"] = head.values.index(arch.head)
         stem = arch.stem
-        kind = "hybrid" if stem.op == "hybrid" else "conv_s1" if stem.kwargs.get("stride") == 1 else "conv"
-        if stem.op not in ("cn", "hybrid") or stem != stem_block(kind, stem["out_chs"], stem["act"]):
+        kind = stem_kind(stem)
+        if kind is None:
             raise ValueError(f"{self.space.name}: stem {describe_block(stem)} is neither a 3x3 conv-BN-act "
                              f"(stride 1 or 2) nor the hybrid stem")
         out["stem"] = self._value_index("stem", kind, "stem kind")

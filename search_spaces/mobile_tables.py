@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from nas.arch import Block
 from search_spaces.ops.layers import make_divisible
 from search_spaces.space import Choice
 from search_spaces.templates import Template
@@ -152,13 +151,6 @@ def shrink(size: int, stride: int, downsample: str) -> int:
     if downsample == "padding_free":
         return (size - 3) // 2 + 1
     return (size - 1) // stride + 1
-
-
-def stem_block(kind: str, width: int, act: str) -> Block:
-    """The stem of kind ``conv`` (3x3 stride 2), ``conv_s1`` (3x3 stride 1) or ``hybrid``."""
-    if kind == "hybrid":
-        return Block.make("hybrid", out_chs=width, act=act)
-    return Block.make("cn", out_chs=width, kernel=3, stride=1 if kind == "conv_s1" else 2, act=act)
 
 
 class MobileView(Protocol):

@@ -492,3 +492,17 @@ def test_cli_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         main([*argv, "--help"])
     assert exc.value.code == 0
     assert "usage: nas space" in capsys.readouterr().out
+
+
+def test_one_stem_vocabulary_for_spaces_and_zoo() -> None:
+    """``search_spaces.stems``: every kind reads back from its block; other blocks are no stem kind."""
+    from search_spaces.stems import STEM_KINDS, stem_block, stem_kind
+
+    for kind in STEM_KINDS:
+        assert stem_kind(stem_block(kind, 24, "hswish")) == kind
+    assert stem_kind(Block.make("cn", out_chs=24, kernel=5, stride=2)) is None
+    assert stem_kind(Block.make("ir", out_chs=24, exp_ratio=6)) is None
+    with pytest.raises(ValueError, match="stem must be one of conv, conv_s1, hybrid"):
+        stem_block("cn", 24)
+    assert zoo.get("cifar_ghostnet_100").stem == stem_block("conv_s1", 16, "relu")
+    assert zoo.get("cifar_ghostnet_100_pf").stem == stem_block("hybrid", 16, "relu")

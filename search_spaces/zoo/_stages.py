@@ -18,11 +18,11 @@ from nas.arch import Arch, Block
 from nas.arch_string import token_to_blocks
 from nas.checks import is_real
 from search_spaces.ops.layers import make_divisible
+from search_spaces.stems import stem_block
 
 Row = tuple[int, str]
 Stage = Sequence[Row]
 
-STEM_KINDS = ("conv", "hybrid")
 
 
 def round_channels(chs: float, width: float = 1.0, divisor: int = 8) -> int:
@@ -113,17 +113,6 @@ def apply_downsample(blocks: Sequence[Block], downsample: str | Sequence[str]) -
     return out
 
 
-def make_stem(kind: str, out_chs: int, stride: int, act: str) -> Block:
-    """The stem: a 3x3 ``cn`` conv-BN-act at ``stride``, or the stride-1 ``hybrid`` stem."""
-    if kind == "conv":
-        return Block.make("cn", out_chs=out_chs, kernel=3, stride=stride, act=act)
-    if kind == "hybrid":
-        if stride != 1:
-            raise ValueError(f"stem 'hybrid' keeps the resolution (stride 1); got stem_stride={stride}")
-        return Block.make("hybrid", out_chs=out_chs, act=act)
-    raise ValueError(f"stem must be one of {', '.join(STEM_KINDS)}, got {kind!r}")
-
-
 def check_width(width: float) -> None:
     """Reject a non-positive width multiplier up front."""
     if not is_real(width) or not width > 0:
@@ -138,9 +127,9 @@ class Layout:
     Attributes:
         resolution: input size.
         num_classes: classifier outputs.
-        stem: ``"conv"`` (3x3 conv-BN-act at ``stem_stride``) or ``"hybrid"`` (the padding-free
-            paper's stride-1 stem; needs ``stem_stride=1``).
-        stem_stride: 2 for ImageNet, 1 for small inputs.
+        stem: a kind of :mod:`search_spaces.stems`: ``"conv"`` (3x3 conv-BN-act at stride 2, the
+            ImageNet stem), ``"conv_s1"`` (at stride 1, for small inputs) or ``"hybrid"`` (the
+            padding-free paper's stride-1 stem).
         strides: the strides of the layout's stride-2 blocks, in order (``None`` keeps them).
         downsample: ``"standard"`` or ``"padding_free"`` for every (remaining) stride-2 block, or
             one kind per stride-2 block in order.
@@ -150,14 +139,13 @@ class Layout:
     resolution: int = 224
     num_classes: int = 1000
     stem: str = "conv"
-    stem_stride: int = 2
     strides: Sequence[int] | None = None
     downsample: str | Sequence[str] = "standard"
     dropout: float | None = None
 
     def stem_block(self, out_chs: int, act: str) -> Block:
         """The stem this layout asks for, ``out_chs`` wide with activation ``act``."""
-        return make_stem(self.stem, out_chs, self.stem_stride, act)
+        return stem_block(self.stem, out_chs, act)
 
     def dropout_or(self, reference: float) -> float:
         """The classifier's dropout: this layout's, else the family's ``reference`` value."""

@@ -29,7 +29,7 @@ def cifar_mobilenet_v3_large(padding_free: bool = False, num_classes: int = 100)
     kind = "padding_free" if padding_free else "standard"
     # The reference keeps the first stride-2 block (16 -> 24) at stride 1 on CIFAR.
     return mobilenet_v3("large", 1.0, Layout(resolution=32, num_classes=num_classes, stem="hybrid" if padding_free
-                                             else "conv", stem_stride=1, strides=(1, 2, 2, 2), downsample=kind))
+                                             else "conv_s1", strides=(1, 2, 2, 2), downsample=kind))
 
 
 ENTRIES = (

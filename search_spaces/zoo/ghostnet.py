@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
+from search_spaces.stems import stem_block
 from search_spaces.zoo import ZooEntry
 
 PAPER = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"
@@ -52,32 +53,25 @@ def ghostnet(
     resolution: int = 224,
     num_classes: int = 1000,
     *,
-    stem_stride: int = 2,
     first_downsample: bool = True,
     downsample: str = "standard",
-    stem: str = "cn",
+    stem: str = "conv",
 ) -> Arch:
     """GhostNet at a width multiplier.
 
     Args:
         width: channel multiplier (channels rounded to multiples of 4, as timm).
         resolution, num_classes: input size and classes.
-        stem_stride: stride of the plain ``cn`` stem (1 for 32x32 inputs).
         first_downsample: keep the second bottleneck at stride 2 (``False``: stride 1, the
             CIFAR layout of the padding-free paper's reference code).
         downsample: ``standard`` or ``padding_free`` for every stride-2 bottleneck.
-        stem: ``cn`` (conv-BN-ReLU) or ``hybrid`` (the padding-free paper's stride-1 stem).
+        stem: a kind of :mod:`search_spaces.stems`: ``conv`` (3x3 stride 2), ``conv_s1`` (stride 1,
+            for 32x32 inputs) or ``hybrid`` (the padding-free paper's stride-1 stem).
     """
-    if stem not in ("cn", "hybrid"):
-        raise ValueError(f"stem must be 'cn' or 'hybrid', got {stem!r}")
 
     def ch(c: float) -> int:
         return make_divisible(c * width, 4)
 
-    if stem == "hybrid":
-        stem_block = Block.make("hybrid", out_chs=ch(16), act="relu")
-    else:
-        stem_block = Block.make("cn", out_chs=ch(16), stride=stem_stride, act="relu")
     blocks = []
     for i, (k, exp, out, se, stride) in enumerate(_LAYOUT):
         if i == 1 and not first_downsample:
@@ -90,7 +84,7 @@ def ghostnet(
     return Arch(
         resolution=resolution,
         num_classes=num_classes,
-        stem=stem_block,
+        stem=stem_block(stem, ch(16), "relu"),
         blocks=tuple(blocks),
         head=Block.make("hp", hidden=1280, act="relu", dropout=0.2),
     )
@@ -99,8 +93,8 @@ def ghostnet(
 def cifar_ghostnet(padding_free: bool = False, width: float = 1.0, num_classes: int = 100) -> Arch:
     """The padding-free paper's CIFAR GhostNet (32x32, stride-1 stem and second bottleneck)."""
     return ghostnet(
-        width, 32, num_classes, stem_stride=1, first_downsample=False,
-        downsample="padding_free" if padding_free else "standard", stem="hybrid" if padding_free else "cn",
+        width, 32, num_classes, first_downsample=False,
+        downsample="padding_free" if padding_free else "standard", stem="hybrid" if padding_free else "conv_s1",
     )
 
 

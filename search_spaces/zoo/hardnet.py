@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from nas.arch import Arch, Block
+from search_spaces.stems import stem_block
 from search_spaces.zoo import ZooEntry
 
 __all__ = ["HarDStage", "HarDNetDef", "HARDNET39DS", "HARDNET68DS", "hardnet"]
@@ -106,7 +107,7 @@ class HarDNetDef:
         return Arch(
             resolution=resolution,
             num_classes=num_classes,
-            stem=Block.make("cn", out_chs=c // 2, kernel=3, stride=2, act=self.act),
+            stem=stem_block("conv", c // 2, self.act),
             blocks=tuple(blocks),
             head=Block.make("hp", dropout=self.dropout),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
+from search_spaces.stems import stem_block
 from search_spaces.zoo import ZooEntry
 
 PAPER = "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018"
@@ -30,7 +31,7 @@ def mobilenet_v2(width: float = 1.0, resolution: int = 224, num_classes: int = 1
     return Arch(
         resolution=resolution,
         num_classes=num_classes,
-        stem=Block.make("cn", out_chs=ch(32), stride=2, act="relu6"),
+        stem=stem_block("conv", ch(32), "relu6"),
         blocks=tuple(blocks),
         head=Block.make("hc", out_chs=ch(1280) if width > 1.0 else 1280, act="relu6", dropout=0.2),
     )

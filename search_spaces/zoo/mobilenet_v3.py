@@ -9,7 +9,7 @@ linear). With ``width`` every channel count, the expanded ones included, is
 ``make_divisible(c * width, 8)`` as in torchvision.
 
 The builder also takes the CIFAR settings of the padding-free paper
-(``shared/reference/padding_free.md``): ``stem_stride=1``, ``stem="hybrid"`` and
+(``shared/reference/padding_free.md``): a stride-1 stem (``conv_s1`` or ``hybrid``) and
 ``downsample="padding_free"`` for the stride-2 depthwise convs.
 """
 

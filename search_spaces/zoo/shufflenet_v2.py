@@ -17,6 +17,7 @@ units (the first of each with stride 2), conv 1x1 to 1024 (2048 at 2.0x), pool, 
 from __future__ import annotations
 
 from nas.arch import Arch, Block
+from search_spaces.stems import stem_block
 from search_spaces.zoo import ZooEntry
 
 PAPER = "Ma et al., ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design, ECCV 2018"
@@ -50,10 +51,7 @@ def shufflenet_v2(
     if padding_free and not cifar:
         raise ValueError("padding_free is defined for the CIFAR layout only (cifar=True)")
     stem_chs, *stage_chs, head_chs = widths
-    if padding_free:
-        stem = Block.make("hybrid", out_chs=stem_chs, act="relu")
-    else:
-        stem = Block.make("cn", out_chs=stem_chs, stride=1 if cifar else 2)
+    stem = stem_block("hybrid" if padding_free else "conv_s1" if cifar else "conv", stem_chs)
     blocks = [] if cifar else [Block.make("mp", kernel=3, stride=2)]
     for chs, repeats in zip(stage_chs, STAGE_REPEATS, strict=True):
         blocks.append(Block.make("shuffle", out_chs=chs, stride=2, variant=variant,
