@@ -41,9 +41,10 @@ from tqdm.auto import tqdm
 from evaluators import Cached, ComplexityEvaluator, JsonCache, MeasuredLatency
 from latency_tables.device import device_name
 from latency_tables.measure import Settings
-from nas.arch import Arch, Block
+from nas.arch import Arch
 from nas.io import atomic_write_json, atomic_write_text
 from search_spaces import zoo
+from search_spaces.zoo._stages import Layout
 from search_spaces.zoo.mobilenet_v2 import mobilenet_v2
 
 log = logging.getLogger("bench_cifar10_zoo")
@@ -52,18 +53,8 @@ log = logging.getLogger("bench_cifar10_zoo")
 def cifar_mobilenet_v2(padding_free: bool) -> Arch:
     """MobileNetV2 1.0 for 32x32 inputs: stride-1 stem and first stride-2 stage (kuangliu's CIFAR
     layout); ``padding_free`` makes the remaining stride-2 blocks padding-free and the stem hybrid."""
-    a = mobilenet_v2(resolution=32, num_classes=10)
-    blocks, first = [], True
-    for b in a.blocks:
-        if b.op == "ir" and b["stride"] == 2:
-            if first:
-                b, first = b.replace(stride=1), False
-            elif padding_free:
-                b = b.replace(downsample="padding_free")
-        blocks.append(b)
-    stem = Block.make("hybrid", out_chs=32, act="relu6") if padding_free else a.stem.replace(stride=1)
-    return a.replace(stem=stem, blocks=tuple(blocks))
-
+    return mobilenet_v2(1.0, Layout(resolution=32, num_classes=10, stem="hybrid" if padding_free else "conv_s1",
+                                    strides=(1, 2, 2, 2), downsample="padding_free" if padding_free else "standard"))
 
 def networks() -> dict[str, Arch]:
     """The benchmarked networks, with 10 classes."""

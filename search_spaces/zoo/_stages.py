@@ -5,6 +5,11 @@ block form of :mod:`nas.arch_string` (``ir_c40_k3.5.7_s2_e6_aswish_se0.5``). Dec
 timm's ``decode_arch_def`` in small pure steps: scale the repeats of each stage
 (:func:`scale_stage_depth`), expand each row into blocks where only the first copy keeps the
 row's stride, round the output channels with the family's width rule (:func:`expand_stages`).
+
+Every chain-structured family builder takes a :class:`Layout` (input size, classes, stem kind,
+strides and downsampling of its stride-2 blocks, dropout), so the padding-free paper's CIFAR
+variants are layouts of the ImageNet builders rather than builders of their own. HarDNet, whose
+blocks are not a chain of layers, builds its own stages (:mod:`search_spaces.zoo.hardnet`).
 """
 
 from __future__ import annotations

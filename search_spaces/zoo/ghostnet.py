@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
-from search_spaces.stems import stem_block
 from search_spaces.zoo import ZooEntry
+from search_spaces.zoo._stages import IMAGENET, Layout, check_width
 
 PAPER = "Han et al., GhostNet: More Features from Cheap Operations, CVPR 2020"
 PF_PAPER = "Lightweight Deep Neural Network Model With Padding-free Downsampling (CIFAR-100 variants)"
@@ -48,54 +48,30 @@ _LAYOUT = (
 )
 
 
-def ghostnet(
-    width: float = 1.0,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    *,
-    first_downsample: bool = True,
-    downsample: str = "standard",
-    stem: str = "conv",
-) -> Arch:
+def ghostnet(width: float = 1.0, layout: Layout = IMAGENET) -> Arch:
     """GhostNet at a width multiplier.
 
     Args:
         width: channel multiplier (channels rounded to multiples of 4, as timm).
-        resolution, num_classes: input size and classes.
-        first_downsample: keep the second bottleneck at stride 2 (``False``: stride 1, the
-            CIFAR layout of the padding-free paper's reference code).
-        downsample: ``standard`` or ``padding_free`` for every stride-2 bottleneck.
-        stem: a kind of :mod:`search_spaces.stems`: ``conv`` (3x3 stride 2), ``conv_s1`` (stride 1,
-            for 32x32 inputs) or ``hybrid`` (the padding-free paper's stride-1 stem).
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); dropout 0.2 by default.
     """
+    check_width(width)
 
     def ch(c: float) -> int:
         return make_divisible(c * width, 4)
 
-    blocks = []
-    for i, (k, exp, out, se, stride) in enumerate(_LAYOUT):
-        if i == 1 and not first_downsample:
-            stride = 1
-        blocks.append(Block.make(
-            "ghost", out_chs=ch(out), mid_chs=ch(exp), kernel=k, stride=stride, se_ratio=se,
-            downsample=downsample if stride == 2 else "standard",
-        ))
-    blocks.append(Block.make("cn", out_chs=ch(_LAYOUT[-1][1]), kernel=1, act="relu"))
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=stem_block(stem, ch(16), "relu"),
-        blocks=tuple(blocks),
-        head=Block.make("hp", hidden=1280, act="relu", dropout=0.2),
-    )
+    blocks = [Block.make("ghost", out_chs=ch(out), mid_chs=ch(exp), kernel=k, stride=stride, se_ratio=se)
+              for k, exp, out, se, stride in _LAYOUT]
+    return layout.arch(blocks, stem=layout.stem_block(ch(16), "relu"),
+                       head=Block.make("hp", hidden=1280, act="relu", dropout=layout.dropout_or(0.2)),
+                       tail=(Block.make("cn", out_chs=ch(_LAYOUT[-1][1]), kernel=1, act="relu"),))
 
 
 def cifar_ghostnet(padding_free: bool = False, width: float = 1.0, num_classes: int = 100) -> Arch:
     """The padding-free paper's CIFAR GhostNet (32x32, stride-1 stem and second bottleneck)."""
-    return ghostnet(
-        width, 32, num_classes, first_downsample=False,
-        downsample="padding_free" if padding_free else "standard", stem="hybrid" if padding_free else "conv_s1",
-    )
+    return ghostnet(width, Layout(resolution=32, num_classes=num_classes, stem="hybrid" if padding_free else "conv_s1",
+                                  strides=(1, 2, 2, 2), downsample="padding_free" if padding_free else "standard"))
 
 
 ENTRIES = (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
-from search_spaces.stems import stem_block
 from search_spaces.zoo import ZooEntry
+from search_spaces.zoo._stages import IMAGENET, Layout, check_width
 
 PAPER = "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018"
 
@@ -18,8 +18,15 @@ PAPER = "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks,
 _STAGES = ((6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
-def mobilenet_v2(width: float = 1.0, resolution: int = 224, num_classes: int = 1000) -> Arch:
-    """MobileNetV2 at a width multiplier (ReLU6, 1280-wide head for widths <= 1.0)."""
+def mobilenet_v2(width: float = 1.0, layout: Layout = IMAGENET) -> Arch:
+    """MobileNetV2 at a width multiplier (ReLU6, 1280-wide head for widths <= 1.0).
+
+    Args:
+        width: channel multiplier (``make_divisible(c * width, 8)``).
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); dropout 0.2 by default.
+    """
+    check_width(width)
 
     def ch(c: int) -> int:
         return make_divisible(c * width)
@@ -28,14 +35,8 @@ def mobilenet_v2(width: float = 1.0, resolution: int = 224, num_classes: int = 1
     for exp, out, repeats, stride in _STAGES:
         for i in range(repeats):
             blocks.append(Block.make("ir", out_chs=ch(out), exp_ratio=exp, stride=stride if i == 0 else 1, act="relu6"))
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=stem_block("conv", ch(32), "relu6"),
-        blocks=tuple(blocks),
-        head=Block.make("hc", out_chs=ch(1280) if width > 1.0 else 1280, act="relu6", dropout=0.2),
-    )
-
+    head = Block.make("hc", out_chs=ch(1280) if width > 1.0 else 1280, act="relu6", dropout=layout.dropout_or(0.2))
+    return layout.arch(blocks, stem=layout.stem_block(ch(32), "relu6"), head=head)
 
 ENTRIES = (
     ZooEntry("mobilenet_v2_035", lambda: mobilenet_v2(0.35), PAPER, "timm :: mobilenetv2_035"),

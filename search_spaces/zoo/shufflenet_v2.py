@@ -17,8 +17,8 @@ units (the first of each with stride 2), conv 1x1 to 1024 (2048 at 2.0x), pool, 
 from __future__ import annotations
 
 from nas.arch import Arch, Block
-from search_spaces.stems import stem_block
 from search_spaces.zoo import ZooEntry
+from search_spaces.zoo._stages import IMAGENET, Layout
 
 PAPER = "Ma et al., ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design, ECCV 2018"
 PF_PAPER = PAPER + "; Lightweight Deep Neural Network Model With Padding-free Downsampling"
@@ -34,37 +34,24 @@ _TORCHVISION_WIDTHS = {
 }
 
 
-def shufflenet_v2(
-    widths: tuple[int, int, int, int, int],
-    *,
-    variant: str = "v2",
-    resolution: int = 224,
-    num_classes: int = 1000,
-    cifar: bool = False,
-    padding_free: bool = False,
-) -> Arch:
+def shufflenet_v2(widths: tuple[int, int, int, int, int], layout: Layout = IMAGENET, *, variant: str = "v2",
+                  stem_pool: bool = True) -> Arch:
     """A ShuffleNetV2 with ``widths`` = (stem, stage 1, stage 2, stage 3, head) channels.
 
-    ``cifar``: stem at stride 1 and no stem max-pool. ``padding_free`` (needs ``cifar``): the
-    hybrid stem and padding-free downsampling in every stride-2 unit.
+    Args:
+        widths: channels of the stem, the three stages and the head.
+        layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
+            :class:`~search_spaces.zoo._stages.Layout`); no dropout by default.
+        variant: ``v2`` (the paper's, torchvision's channel arithmetic) or ``v2b`` (pytorchcv's).
+        stem_pool: the 3x3 stride-2 max-pool after the stem (the CIFAR variants have none).
     """
-    if padding_free and not cifar:
-        raise ValueError("padding_free is defined for the CIFAR layout only (cifar=True)")
     stem_chs, *stage_chs, head_chs = widths
-    stem = stem_block("hybrid" if padding_free else "conv_s1" if cifar else "conv", stem_chs)
-    blocks = [] if cifar else [Block.make("mp", kernel=3, stride=2)]
+    blocks = [Block.make("mp", kernel=3, stride=2)] if stem_pool else []
     for chs, repeats in zip(stage_chs, STAGE_REPEATS, strict=True):
-        blocks.append(Block.make("shuffle", out_chs=chs, stride=2, variant=variant,
-                                 downsample="padding_free" if padding_free else "standard"))
+        blocks.append(Block.make("shuffle", out_chs=chs, stride=2, variant=variant))
         blocks += [Block.make("shuffle", out_chs=chs, variant=variant)] * (repeats - 1)
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=stem,
-        blocks=tuple(blocks),
-        head=Block.make("hc", out_chs=head_chs),
-    )
-
+    return layout.arch(blocks, stem=layout.stem_block(stem_chs, "relu"),
+                       head=Block.make("hc", out_chs=head_chs, dropout=layout.dropout_or(0.0)))
 
 def _pytorchcv_v2b_widths(width_scale: float) -> tuple[int, int, int, int, int]:
     """pytorchcv ``get_shufflenetv2b``: ``int(c * scale)`` stages, head scaled above 1.5."""
@@ -74,8 +61,10 @@ def _pytorchcv_v2b_widths(width_scale: float) -> tuple[int, int, int, int, int]:
 
 
 def _cifar(width: str, padding_free: bool) -> Arch:
-    return shufflenet_v2(_TORCHVISION_WIDTHS[width], resolution=32, num_classes=100, cifar=True,
-                         padding_free=padding_free)
+    """The padding-free paper's CIFAR-100 ShuffleNetV2: stride-1 (or hybrid) stem, no stem max-pool."""
+    layout = Layout(resolution=32, num_classes=100, stem="hybrid" if padding_free else "conv_s1",
+                    downsample="padding_free" if padding_free else "standard")
+    return shufflenet_v2(_TORCHVISION_WIDTHS[width], layout, stem_pool=False)
 
 
 _PF_CODE = "reference code of the padding-free paper (CIFAR-100 variants)"
