@@ -79,7 +79,6 @@ from tqdm.auto import tqdm
 import latency_tables
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, load_dataset, synthetic
-from evaluators.factory import load_search_data, make_score_evaluator
 from evaluators.predictor import Featurizer, fit_predictor
 from evaluators.proxies import PROXIES, ZeroCostProxies
 from evaluators.train import Diverged, train_and_evaluate
@@ -94,6 +93,7 @@ from nas.io import atomic_write_json, atomic_write_text
 from nas.rank_stats import kendall_tau
 from nas.runtime import fixed_threads
 from nas.search.config import SearchConfig
+from nas.search.scoring import load_search_data, make_score_evaluator
 from search_spaces import zoo
 from search_spaces.layerwise import ViewSpace, layerwise_view
 from search_spaces.space import SearchSpace

@@ -234,8 +234,8 @@ def test_dataset_checks_and_normalise() -> None:
 
 def test_search_ranks_on_images_held_out_of_the_training_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A search never sees the test set: it ranks on images split off the training set."""
-    from evaluators.factory import load_search_data
     from nas.search.config import SearchConfig
+    from nas.search.scoring import load_search_data
 
     monkeypatch.setenv("LITENAS_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "data"

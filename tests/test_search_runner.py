@@ -215,7 +215,7 @@ def test_an_nni_strategy_without_the_extra_says_how_to_install_it(tmp_path, tabl
 
 
 def test_evaluations_run_on_the_search_device(tmp_path, table) -> None:
-    from evaluators.factory import load_search_data, make_score_evaluator
+    from nas.search.scoring import load_search_data, make_score_evaluator
 
     assert config(tmp_path, table).evaluation_device == "cpu"
     for evaluator in ("proxy", "train"):

@@ -158,3 +158,23 @@ def test_evolution_mutates_a_told_seed_once_random_points_keep_failing() -> None
     strategy.tell(child, (0.5,))
     # a feasible result resets the count: the population goes on filling with random points
     assert sum(a != b for a, b in zip(strategy.ask(), seed, strict=True)) > 1
+
+
+def test_strategies_register_themselves_and_read_their_settings() -> None:
+    """Each strategy module registers its strategy (``from_settings``), as op modules register ops;
+    ``make_strategy`` builds from a search's :class:`StrategySettings` what each one reads."""
+    from nas.search.strategies import is_multi_objective, make_strategy, strategy_names
+    from nas.search.strategy import StrategySettings, register_strategy
+
+    assert set(strategy_names()) == {"random", "evolution", "tpe", "nsga2", "nni-evolution", "nni-random"}
+    assert sorted(n for n in strategy_names() if is_multi_objective(n)) == ["nsga2", "random"]
+    settings = StrategySettings(seed=3, population=12, sample_size=4)
+    evo = make_strategy("evolution", SPACE, 1, settings)
+    assert isinstance(evo, RegularizedEvolution) and (evo.seed, evo.population_size, evo.sample_size) == (3, 12, 4)
+    nsga = make_strategy("nsga2", SPACE, 2, settings)
+    assert isinstance(nsga, NSGA2) and nsga.population_size == 12
+    assert make_strategy("tpe", SPACE, 1, settings).seed == 3
+    with pytest.raises(ValueError, match="unknown strategy 'annealing'; known: .*evolution"):
+        make_strategy("annealing", SPACE, 1, settings)
+    with pytest.raises(ValueError, match="already registered"):
+        register_strategy("random", RandomSearch.from_settings, multi_objective=True)

@@ -30,8 +30,8 @@ from evaluators.predictor import Predictor, resolve_predictor, shipped_predictor
 from nas.checks import is_int, is_real
 from nas.io import read_text_file
 from nas.search.dnas_settings import DNASSettings
-from nas.search.nni_strategies import NNI_STRATEGIES
-from nas.search.strategies import STRATEGIES as ASK_TELL_STRATEGIES
+from nas.search.strategies import is_multi_objective, strategy_names
+from nas.search.strategy import StrategySettings
 
 _DNAS = DNASSettings()  # the dnas_* defaults are the supernet settings' own
 
@@ -61,7 +61,7 @@ def setting(default: Any, group: str, help: str, *, volatile: bool = False,
 DNAS_STRATEGIES = ("fbnet", "proxyless")
 """Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
 instead of proposing candidates one by one."""
-STRATEGIES = (*ASK_TELL_STRATEGIES, *DNAS_STRATEGIES, *NNI_STRATEGIES)
+STRATEGIES = (*strategy_names(), *DNAS_STRATEGIES)
 EVALUATORS = ("proxy", "train", "predictor", "supernet")
 OBJECTIVES = ("reward", "pareto")
 EXECUTORS = ("inprocess", "ray")
@@ -261,7 +261,8 @@ class SearchConfig:
         _check_device(self)
         if self.objective == "reward" and self.reward_target_ms is None:
             raise ValueError("objective 'reward' needs a latency target: set target_latency_ms or max_latency_ms")
-        if self.objective == "pareto" and self.strategy in ("evolution", "tpe", *NNI_STRATEGIES):
+        if (self.objective == "pareto" and self.strategy not in DNAS_STRATEGIES
+                and not is_multi_objective(self.strategy)):
             raise ValueError(f"strategy {self.strategy!r} optimises one value; use objective 'reward', or "
                              "strategy 'nsga2' or 'random' for a Pareto search")
         _check_table(self.latency_table)
@@ -335,7 +336,8 @@ class SearchConfig:
             put("data", "none" if self.evaluator == "predictor" and self.strategy not in DNAS_STRATEGIES
                 else "synthetic")
         if self.objective is None:
-            front = self.reward_target_ms is None and self.strategy in (None, "random", "nsga2")
+            front = self.reward_target_ms is None and (
+                self.strategy is None or (self.strategy in strategy_names() and is_multi_objective(self.strategy)))
             put("objective", "pareto" if front else "reward")
         if self.strategy is None:
             put("strategy", "nsga2" if self.objective == "pareto" else "evolution")
@@ -368,6 +370,10 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def strategy_settings(self) -> StrategySettings:
+        """What the ask/tell strategy reads of this configuration."""
+        return StrategySettings(seed=self.seed, population=self.population, sample_size=self.sample_size)
 
     def dnas_settings(self) -> DNASSettings:
         """The supernet-training settings of a DNAS strategy (``ValueError`` naming the

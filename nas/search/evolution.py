@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from nas.checks import is_int
-from nas.search.strategy import Strategy, Values
+from nas.search.strategy import Strategy, StrategySettings, Values, register_strategy
 from search_spaces.space import Point, SearchSpace
 
 
@@ -42,6 +42,11 @@ class RegularizedEvolution(Strategy):
         self.population: deque[tuple[Point, float]] = deque()
         self._pending = 0
         self._failed_in_a_row = 0
+
+    @classmethod
+    def from_settings(cls, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> RegularizedEvolution:
+        return cls(space, seed=settings.seed, n_objectives=n_objectives, population=settings.population,
+                   sample_size=settings.sample_size)
 
     def ask(self) -> Point:
         filling = len(self.population) + self._pending < self.population_size or len(self.population) < self.sample_size
@@ -68,3 +73,6 @@ class RegularizedEvolution(Strategy):
         self.population.append((tuple(point), vals[0]))
         while len(self.population) > self.population_size:
             self.population.popleft()
+
+
+register_strategy(RegularizedEvolution.name, RegularizedEvolution.from_settings, multi_objective=False)

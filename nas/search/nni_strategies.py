@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from nas.search.strategy import Strategy, Values
+from nas.search.strategy import Strategy, StrategySettings, Values, register_strategy
 from search_spaces.space import Point, SearchSpace
 
 __all__ = ["NNIStrategy", "NNI_STRATEGIES"]
@@ -165,3 +165,19 @@ class NNIStrategy(Strategy):
             results = list(self._results)
             self._results.clear()
             return results, self._demand > 0 and not self._closed
+
+
+def _nni_factory(kind: str) -> Callable[[SearchSpace, int, StrategySettings], NNIStrategy]:
+    """The registered constructor of the NNI strategy ``kind``: without NNI installed, a
+    ``ValueError`` saying how to install it."""
+    def build(space: SearchSpace, n_objectives: int, settings: StrategySettings) -> NNIStrategy:
+        try:  # imports NNI, an optional extra
+            return NNIStrategy(space, kind=kind, seed=settings.seed, n_objectives=n_objectives,
+                               population=settings.population, sample_size=settings.sample_size)
+        except ImportError as exc:
+            raise ValueError(f"strategy {kind!r}: {exc}") from exc
+    return build
+
+
+for _kind in NNI_STRATEGIES:
+    register_strategy(_kind, _nni_factory(_kind), multi_objective=False)

@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from nas.checks import is_int
-from nas.search.strategy import Strategy
+from nas.search.strategy import Strategy, StrategySettings, register_strategy
 from search_spaces.space import Point, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -108,5 +108,13 @@ class NSGA2(OptunaStrategy):
         self.population_size = population
         super().__init__(space, seed=seed, n_objectives=n_objectives)
 
+    @classmethod
+    def from_settings(cls, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> NSGA2:
+        return cls(space, seed=settings.seed, n_objectives=n_objectives, population=settings.population)
+
     def _sampler(self) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=self.seed)
+
+
+register_strategy(TPE.name, TPE.from_settings, multi_objective=False)
+register_strategy(NSGA2.name, NSGA2.from_settings, multi_objective=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nas.search.strategy import Strategy
+from nas.search.strategy import Strategy, register_strategy
 from search_spaces.space import Point
 
 
@@ -20,3 +20,6 @@ class RandomSearch(Strategy):
 
     def tell(self, point: Point, values: Sequence[float] | None) -> None:
         self._check_values(values)
+
+
+register_strategy(RandomSearch.name, RandomSearch.from_settings, multi_objective=True)

@@ -31,7 +31,6 @@ from tqdm import tqdm
 import latency_tables
 from evaluators import Cached, ComplexityEvaluator, Composite, Dataset, JsonCache, Result, TableLatency
 from evaluators.base import Evaluator
-from evaluators.factory import load_search_data, make_score_evaluator
 from evaluators.predictor import PredictedAccuracy
 from evaluators.supernet import SupernetAccuracy
 from latency_tables.check import warn_if_unfit
@@ -44,6 +43,7 @@ from nas.search.dnas.supernet import LatencyModel
 from nas.search.executors import Executor, InProcessExecutor
 from nas.search.objectives import Constraints, Objective
 from nas.search.report import fixed_points_for, ranking_basis, score_fixed_points, write_report
+from nas.search.scoring import load_search_data, make_score_evaluator
 from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
@@ -322,8 +322,7 @@ class Search:
         evaluator (its architectures then have ``num_classes`` outputs)."""
         evaluation = Evaluation.from_config(config, score=score, num_classes=num_classes)
         objective = evaluation.objective
-        strategy = make_strategy(config.strategy, evaluation.space, objective.n_values, seed=config.seed,
-                                 population=config.population, sample_size=config.sample_size)
+        strategy = make_strategy(config.strategy, evaluation.space, objective.n_values, config.strategy_settings())
         cache = config.run_dir / "cache"
         recovery = (f"the scores evaluated so far are kept in {cache}: move the damaged database aside and run the "
                     "same command again (scored candidates are read back from the cache, not evaluated again)")

@@ -17,17 +17,30 @@ Contract (``tests/test_strategies.py`` runs it over every strategy):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from nas.checks import is_int
 from search_spaces.space import Point, SearchSpace
 
-__all__ = ["Strategy", "Values"]
+__all__ = ["Strategy", "StrategySettings", "Values", "register_strategy", "strategy_names", "make_strategy",
+           "is_multi_objective"]
 
 Values = tuple[float, ...]
 """Objective values of a point, every one to be maximised."""
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The part of a search's configuration that its ask/tell strategy reads (each strategy takes
+    what it uses: every one the seed, evolution the population and tournament size, NSGA-II the
+    population)."""
+
+    seed: int = 0
+    population: int = 20
+    sample_size: int = 5
 
 
 class Strategy(ABC):
@@ -55,6 +68,12 @@ class Strategy(ABC):
         self.n_objectives = n_objectives
         self.rng = np.random.default_rng(seed)
 
+    @classmethod
+    def from_settings(cls, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> Strategy:
+        """The strategy configured by a search's ``settings``; a strategy that takes more than the
+        seed (a population, a tournament size) overrides this to read them."""
+        return cls(space, seed=settings.seed, n_objectives=n_objectives)
+
     @abstractmethod
     def ask(self) -> Point:
         """A point to evaluate next."""
@@ -74,3 +93,46 @@ class Strategy(ABC):
         if len(vals) != self.n_objectives:
             raise ValueError(f"{self.name}: expected {self.n_objectives} objective value(s), got {len(vals)}")
         return vals
+
+
+StrategyFactory = Callable[[SearchSpace, int, StrategySettings], Strategy]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    build: StrategyFactory
+    multi_objective: bool
+
+
+_STRATEGIES: dict[str, _Entry] = {}
+
+
+def register_strategy(name: str, build: StrategyFactory, *, multi_objective: bool) -> None:
+    """Make ``build(space, n_objectives, settings)`` the strategy called ``name`` (each strategy
+    module registers its own, as ops do; a name registered twice is a programming error)."""
+    if name in _STRATEGIES:
+        raise ValueError(f"strategy {name!r} is already registered")
+    _STRATEGIES[name] = _Entry(build, multi_objective)
+
+
+def strategy_names() -> list[str]:
+    """The registered ask/tell strategies, in registration order."""
+    return list(_STRATEGIES)
+
+
+def is_multi_objective(name: str) -> bool:
+    """Whether the strategy ``name`` searches a Pareto front (more than one objective)."""
+    return _entry(name).multi_objective
+
+
+def make_strategy(name: str, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> Strategy:
+    """The strategy called ``name`` over ``space``; ``ValueError`` listing the known names for
+    another one."""
+    return _entry(name).build(space, n_objectives, settings)
+
+
+def _entry(name: str) -> _Entry:
+    try:
+        return _STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(_STRATEGIES)}") from None

@@ -1,8 +1,11 @@
-"""The expensive evaluator of a search, from its configuration: a zero-cost proxy or training."""
+"""The expensive evaluator of a search and the data it ranks on, from the search's configuration:
+a zero-cost proxy, short training, an accuracy predictor or a supernet's inherited weights.
+
+It sits in the search layer because it reads :class:`~nas.search.config.SearchConfig`; the
+evaluators themselves (:mod:`evaluators`) know nothing of a search's configuration.
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, Holdout, load_dataset, synthetic
@@ -11,10 +14,8 @@ from evaluators.proxies import ZeroCostProxies
 from evaluators.supernet import SupernetAccuracy, load_supernet, supernet_holdout
 from evaluators.train import TrainConfig, TrainedAccuracy
 from nas.runtime import resolve_device
+from nas.search.config import SearchConfig
 from search_spaces.spaces import get_space
-
-if TYPE_CHECKING:
-    from nas.search.config import SearchConfig
 
 SYNTHETIC_CLASSES = 10
 
