@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import io
 import math
 import time
 import warnings
@@ -50,6 +49,7 @@ from latency_tables.table import IDENTITY_FIELDS, Timing
 from nas.arch import Arch
 from nas.builder import build_model
 from nas.checks import is_int
+from nas.onnx_graph import onnx_bytes
 from nas.runtime import fixed_threads
 from search_spaces.registry import OpConfig
 
@@ -258,27 +258,23 @@ def _onnxruntime_fn(module: nn.Module, x: torch.Tensor, settings: Settings
         import onnxruntime as ort
     except ImportError:
         raise ValueError("backend 'onnxruntime' needs the onnxruntime package (pip install onnxruntime onnx)") from None
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter
-        torch.onnx.export(module, (x,), buf, input_names=["x"], dynamo=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = settings.threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     cuda = settings.torch_device.type == "cuda"
     providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-    session = ort.InferenceSession(buf.getvalue(), opts, providers=providers)
+    session = ort.InferenceSession(onnx_bytes(module, x), opts, providers=providers)  # what `nas export` writes
     arr = x.detach().cpu().numpy()
 
     def touch() -> None:
         np.multiply(arr, 1.0, out=arr)
 
     if not cuda:
-        feed = {"x": arr}
+        feed = {"input": arr}
         return (lambda: session.run(None, feed)), touch
     binding = session.io_binding()
-    binding.bind_cpu_input("x", arr)
+    binding.bind_cpu_input("input", arr)
     binding.bind_output(session.get_outputs()[0].name, "cuda")
     return (lambda: session.run_with_iobinding(binding)), touch
 

@@ -115,6 +115,32 @@ def test_measure_module_backends(backend, cache):
     assert t.n == 4 and 0 < t.p10_ms <= t.median_ms <= t.p90_ms
 
 
+def test_onnxruntime_harness_measures_the_graph_nas_export_writes(tmp_path, monkeypatch):
+    """An ONNX Runtime table predicts what ``nas export --format onnx`` ships: the harness hands
+    onnxruntime the graph the exporter writes (same writer, opset, names and dynamic batch axis)."""
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime
+
+    from nas.export import export
+
+    arch = tiny_arch()
+    export(arch, "onnx", tmp_path / "net.onnx", check=False)
+    seen: list[bytes] = []
+    session = onnxruntime.InferenceSession
+    monkeypatch.setattr(onnxruntime, "InferenceSession", lambda model, *a, **k: seen.append(model) or session(model, *a, **k))
+    measure_module(build_model(arch).eval(), (1, 3, 16, 16),
+                   Settings(backend="onnxruntime", warmup=1, min_repeats=2, max_repeats=2))
+
+    def structure(model) -> tuple:
+        g = model.graph
+        return (tuple((n.op_type, tuple(n.input), tuple(n.output), tuple(str(a) for a in n.attribute)) for n in g.node),
+                tuple(str(v.type) for v in (*g.input, *g.output)), tuple(str(o) for o in model.opset_import))
+
+    (measured,) = seen
+    assert structure(onnx.load_from_string(measured)) == structure(onnx.load(str(tmp_path / "net.onnx")))
+
+
 def test_measure_module_onnxruntime():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")

@@ -16,7 +16,7 @@ _FORMAT_HELP = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     from nas.export import FORMATS
-    from nas.export.onnx import MAX_OPSET, MIN_OPSET, OPSET
+    from nas.onnx_graph import MAX_OPSET, MIN_OPSET, OPSET
 
     p = sub.add_parser("export", help="export an architecture as a PyTorch model", description=__doc__)
     p.add_argument("arch", metavar="ARCH", help="architecture file (JSON or compact string form)")
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _opset(text: str) -> int:
     """``--opset``'s converter: an integer the exporter supports (refused naming the flag)."""
-    from nas.export.onnx import check_opset
+    from nas.onnx_graph import check_opset
 
     try:
         opset = int(text)

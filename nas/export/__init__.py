@@ -38,6 +38,7 @@ from nas.export import pysource
 from nas.export import torchscript as ts_format
 from nas.export.weights import ExportError, load_weights, read_checkpoint, state_dict_of
 from nas.io import atomic_write_text
+from nas.onnx_graph import OPSET, check_opset
 from nas.version import __version__
 
 __all__ = ["FORMATS", "ExportError", "ExportResult", "export", "load", "load_weights"]
@@ -178,7 +179,7 @@ def export(
     *,
     weights: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = None,
     check: bool = True,
-    opset: int = onnx_format.OPSET,
+    opset: int = OPSET,
 ) -> ExportResult:
     """Export ``source`` as ``fmt`` (one of :data:`FORMATS`) to ``out``.
 
@@ -197,7 +198,7 @@ def export(
     if Path(out).is_dir():
         raise ValueError(f"out: {out} is a directory; give the path of the file to write")
     if fmt == "onnx":
-        onnx_format.check_opset(opset)
+        check_opset(opset)
     model, weights_from = _model_with_weights(source, weights)
     was_training = model.training
     model.eval()
