@@ -28,7 +28,7 @@ from typing import Any
 
 from nas.arch import Arch, Block
 from search_spaces.registry import OpConfig
-from search_spaces.space import Choice, SearchSpace, check_fixed, describe_block
+from search_spaces.space import Choice, LayerwisePart, SearchSpace, check_fixed, describe_block
 from search_spaces.stems import stem_block
 
 __all__ = ["CANDIDATES", "STAGES", "FBNetSpace"]
@@ -122,6 +122,12 @@ class FBNetSpace(SearchSpace):
         for k in range(len(CANDIDATES)):  # a layer's input shape does not depend on the choices
             configs.update(space.decode((k,) * len(self._layers)).op_configs())
         return sorted(configs, key=OpConfig.key)
+
+    def layerwise_part(self) -> LayerwisePart:
+        """The whole space: every one of the 22 layers over its 9 candidates."""
+        names = tuple(c.name for c in self.choices)
+        return LayerwisePart((0,) * len(names), names, tuple(tuple(self.choice(c).core) for c in names),
+                             f"the whole fbnet space: {len(names)} layers x {len(CANDIDATES)} candidates", whole=True)
 
     def skeleton(self) -> list[str]:
         lines = [f"input {self.resolution}x{self.resolution}x3, {self.num_classes} classes",

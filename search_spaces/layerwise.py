@@ -19,24 +19,23 @@ same input shape and give the same output shape (FBNet's formulation, Wu et al.,
   a shallower stage is reached through it). Extra (encoding-only) values, other widths,
   resolutions, stems, heads and padding-free downsampling stay with the other strategies.
 
-The view decodes its candidates through the space itself (so every block is built by the same
-op registry) and checks that each layer's shapes do not depend on the choices: a view that is
-not shape-fixed is a ``ValueError``.
+Each space declares its part (:meth:`~search_spaces.space.SearchSpace.layerwise_part`); this
+module knows no space by name. The view decodes its candidates through the space itself (so every
+block is built by the same op registry) and checks that each layer's shapes do not depend on the
+choices: a view that is not shape-fixed is a ``ValueError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nas.arch import Arch, Block
-from search_spaces.fbnet import FBNetSpace
-from search_spaces.mobile import MobileSpace
 from search_spaces.registry import OpConfig
-from search_spaces.space import Choice, Point, SearchSpace
+from search_spaces.space import Choice, LayerwisePart, Point, SearchSpace
 
-__all__ = ["SearchedLayer", "LayerwiseView", "ViewSpace", "layerwise_view", "supported_spaces"]
+__all__ = ["SearchedLayer", "LayerwiseView", "ViewSpace", "layerwise_view"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,8 @@ class LayerwiseView:
     """A space seen as ``stem -> searched layers -> head`` (see the module docstring).
 
     ``base`` is a point of ``space`` that holds every fixed choice; :meth:`point` sets the
-    searched ones. ``coverage`` says in one line which part of the space the view spans.
+    searched ones. ``coverage`` says in one line which part of the space the view spans, ``whole``
+    whether that part is the whole space.
     """
 
     space: SearchSpace
@@ -74,6 +74,7 @@ class LayerwiseView:
     stem: OpConfig
     head: OpConfig
     coverage: str
+    whole: bool = False
 
     def point(self, indices: Sequence[int]) -> Point:
         """The space point whose layer ``l`` takes candidate ``indices[l]``."""
@@ -111,10 +112,10 @@ class LayerwiseView:
 
 
 def _build_view(space: SearchSpace, base: Point, choices: Sequence[str], options: Sequence[Sequence[int]],
-                coverage: str) -> LayerwiseView:
+                coverage: str, whole: bool) -> LayerwiseView:
     """Decode the candidates of every layer at once, ``max(len(options))`` architectures in all
     (layer ``l`` takes option ``k mod n_l`` in the ``k``-th), and check the shapes are fixed."""
-    where = _positions(space)
+    where = {c.name: i for i, c in enumerate(space.choices)}
     positions = [where[c] for c in choices]
     width = max(len(o) for o in options)
     blocks: list[list[Block | None]] = [[None] * len(o) for o in options]
@@ -151,78 +152,18 @@ def _build_view(space: SearchSpace, base: Point, choices: Sequence[str], options
             tuple(OpConfig(b.op, b.args, in_chs, in_size) for b in bl),  # type: ignore[union-attr]
             in_chs, in_size, out_chs, out_size,
         ))
-    return LayerwiseView(space, tuple(base), tuple(layers), stem, head, coverage)  # type: ignore[arg-type]
-
-
-def _positions(space: SearchSpace) -> dict[str, int]:
-    return {c.name: i for i, c in enumerate(space.choices)}
-
-
-def _fbnet_view(space: FBNetSpace) -> LayerwiseView:
-    choices = [c.name for c in space.choices]
-    return _build_view(space, (0,) * len(choices), choices, [space.choice(c).core for c in choices],
-                       f"the whole fbnet space: {len(choices)} layers x 9 candidates")
-
-
-def _index_of(space: SearchSpace, name: str, value: object) -> int:
-    c = space.choice(name)
-    if value not in c.values:
-        raise ValueError(f"{space.name}: {c.where} has no value {value!r}, which the supernet fixes")
-    return c.values.index(value)
-
-
-def _mobile_view(space: MobileSpace) -> LayerwiseView:
-    if len(space.choice("resolution").values) != 1:
-        raise ValueError("mobile: a supernet needs one input size; build the space with resolution=N "
-                         "(a search does so with the latency table's or --resolution)")
-    fixed = {
-        "resolution": 0,
-        "width": _index_of(space, "width", 1.0),
-        "stem": space.choice("stem").core[0],
-        "stem_width": space.choice("stem_width").core[0],
-        "stem_act": space.choice("stem_act").core[0],
-        "head": space.choice("head").core[0],
-    }
-    where = _positions(space)
-    searched: list[str] = []
-    for k in range(len(space.stages)):
-        depth = space.choice(f"s{k}.depth")
-        d = max(depth.core, key=lambda i: depth.values[i])
-        fixed[depth.name] = d
-        for name in (f"s{k}.stride", f"s{k}.width", f"s{k}.downsample"):
-            if name in where:
-                fixed[name] = space.choice(name).core[0]
-        searched += [f"s{k}.l{j}" for j in range(depth.values[d])]
-    base = [0] * len(space.choices)
-    for name, value in fixed.items():
-        base[where[name]] = value
-    options = [space.choice(c).core for c in searched]
-    coverage = (f"mobile at {space.choice('resolution').values[0]}px, width 1.0, "
-                f"{space.choice('stem').labels[fixed['stem']]} stem, deepest core depth "
-                f"per stage, standard downsampling, head {space.choice('head').labels[fixed['head']]}: "
-                f"{len(searched)} layers x {min(map(len, options))}-{max(map(len, options))} core templates")
-    return _build_view(space, tuple(base), searched, options, coverage)
-
-
-_VIEWS: dict[type[SearchSpace], Callable[..., LayerwiseView]] = {
-    FBNetSpace: _fbnet_view,
-    MobileSpace: _mobile_view,
-}
-
-
-def supported_spaces() -> list[str]:
-    """Names of the spaces a supernet can be built from."""
-    return [cls.name for cls in _VIEWS]
+    return LayerwiseView(space, tuple(base), tuple(layers), stem, head, coverage, whole)  # type: ignore[arg-type]
 
 
 def layerwise_view(space: SearchSpace) -> LayerwiseView:
-    """The supernet's view of ``space`` (see the module docstring); ``ValueError`` for a space
-    without a layer-wise view."""
-    make = _VIEWS.get(type(space))
-    if make is None:
-        raise ValueError(f"a supernet needs a layer-wise space ({', '.join(supported_spaces())}); "
-                         f"got {space.name!r}")
-    return make(space)
+    """The supernet's view of ``space``: the layer-wise part the space declares
+    (:meth:`~search_spaces.space.SearchSpace.layerwise_part`); ``ValueError`` for a space without
+    one."""
+    part = space.layerwise_part()
+    if part is None:
+        raise ValueError(f"a supernet needs a layer-wise space (fbnet, mobile); {space.name!r} has no "
+                         "layer-wise part")
+    return _build_view(space, part.base, part.searched, part.options, part.coverage, part.whole)
 
 
 class ViewSpace(SearchSpace):
@@ -250,6 +191,12 @@ class ViewSpace(SearchSpace):
     def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
         configs = {self.view.stem, self.view.head, *(c for layer in self.view.layers for c in layer.configs)}
         return sorted(configs, key=lambda c: c.key())
+
+    def layerwise_part(self) -> LayerwisePart:
+        """All of it (its choices are the view's layers): bounds over it bound every point."""
+        names = tuple(c.name for c in self.choices)
+        return LayerwisePart((0,) * len(names), names, tuple(tuple(self.choice(c).core) for c in names),
+                             f"the supernet's part of {self.view.space.name}: {self.view.coverage}", whole=True)
 
     def skeleton(self) -> list[str]:
         return [f"stem {self.view.stem.key()}", *(f"{layer.choice}: {len(layer)} candidates, "

@@ -87,7 +87,7 @@ from search_spaces.mobile_tables import (
 )
 from search_spaces.ops.common import DOWNSAMPLE_KINDS
 from search_spaces.registry import OpConfig
-from search_spaces.space import Choice, SearchSpace
+from search_spaces.space import Choice, LayerwisePart, SearchSpace
 from search_spaces.templates import Template
 
 __all__ = ["Stage", "STAGES", "CORE_TEMPLATES", "EXTRA_TEMPLATES", "MobileSpace", "scale_width"]
@@ -263,6 +263,38 @@ class MobileSpace(SearchSpace):
     def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
         """Every op configuration of the valid points (:meth:`MobileCounter.op_configs`)."""
         return self._counter.op_configs(resolution, core_only=core_only)
+
+    def layerwise_part(self) -> LayerwisePart:
+        """The layer templates of every slot, everything else fixed (a supernet's part, see
+        :mod:`search_spaces.layerwise`): the one input size, width 1.0, the first core stem and
+        head, each stage at its deepest core depth with its core stride, width and standard
+        downsampling. ``ValueError`` for a space built without one input size."""
+        if len(self.choice("resolution").values) != 1:
+            raise ValueError("mobile: a supernet needs one input size; build the space with resolution=N "
+                             "(a search does so with the latency table's or --resolution)")
+        if 1.0 not in self.choice("width").values:
+            raise ValueError(f"{self.name}: the width multiplier has no value 1.0, which the supernet fixes")
+        fixed = {"resolution": 0, "width": self.choice("width").values.index(1.0),
+                 **{name: self.choice(name).core[0] for name in ("stem", "stem_width", "stem_act", "head")}}
+        names = {c.name for c in self.choices}
+        searched: list[str] = []
+        for k in range(len(self.stages)):
+            depth = self.choice(f"s{k}.depth")
+            d = max(depth.core, key=lambda i: depth.values[i])
+            fixed[depth.name] = d
+            fixed.update({name: self.choice(name).core[0] for name in (f"s{k}.stride", f"s{k}.width",
+                                                                        f"s{k}.downsample") if name in names})
+            searched += [f"s{k}.l{j}" for j in range(depth.values[d])]
+        position = {c.name: i for i, c in enumerate(self.choices)}
+        base = [0] * len(self.choices)
+        for name, value in fixed.items():
+            base[position[name]] = value
+        options = tuple(tuple(self.choice(c).core) for c in searched)
+        coverage = (f"mobile at {self.choice('resolution').values[0]}px, width 1.0, "
+                    f"{self.choice('stem').labels[fixed['stem']]} stem, deepest core depth per stage, standard "
+                    f"downsampling, head {self.choice('head').labels[fixed['head']]}: {len(searched)} layers x "
+                    f"{min(map(len, options))}-{max(map(len, options))} core templates")
+        return LayerwisePart(tuple(base), tuple(searched), options, coverage, whole=False)
 
     def skeleton(self) -> list[str]:
         stems = self.choice("stem")

@@ -42,7 +42,8 @@ from search_spaces.registry import OpConfig
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import optuna
 
-__all__ = ["Choice", "EncoderError", "Point", "SearchSpace", "as_rng", "check_fixed", "describe_block"]
+__all__ = ["Choice", "EncoderError", "LayerwisePart", "Point", "SearchSpace", "as_rng", "check_fixed",
+           "describe_block"]
 
 Point = tuple[int, ...]
 """One index per choice of a space, in :attr:`SearchSpace.choices` order."""
@@ -118,6 +119,20 @@ class Choice:
             return self.labels.index(label)
         except ValueError:
             raise ValueError(f"{self.where}: {label!r} is not one of {', '.join(self.labels)}") from None
+
+
+@dataclass(frozen=True)
+class LayerwisePart:
+    """What a space says of its layer-wise part (:meth:`SearchSpace.layerwise_part`): the point
+    ``base`` holding every choice that stays fixed, the ``searched`` choices (one per layer, in
+    network order) and the ``options`` each offers, a one-line ``coverage``, and whether the part
+    is the ``whole`` space (so that bounds computed over it bound every network of the space)."""
+
+    base: Point
+    searched: tuple[str, ...]
+    options: tuple[tuple[int, ...], ...]
+    coverage: str
+    whole: bool
 
 
 class SearchSpace(ABC):
@@ -447,6 +462,12 @@ class SearchSpace(ABC):
     @abstractmethod
     def skeleton(self) -> list[str]:
         """The fixed parts of the space, one line each (for ``nas space show``)."""
+
+    def layerwise_part(self) -> LayerwisePart | None:
+        """The part of the space a supernet can hold (:mod:`search_spaces.layerwise`): a chain of
+        searched layers whose shapes do not depend on the choices; ``None`` where the space has
+        none (its default)."""
+        return None
 
 
 def _first_difference(expected: Arch, got: Arch) -> str:

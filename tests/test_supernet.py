@@ -198,3 +198,15 @@ def test_mixed_kernel_groups_are_cut_from_the_plain_depthwise_weight() -> None:
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(net.eval()(x), sn.eval().use(path)(x), atol=1e-5)
+
+
+def test_spaces_declare_their_layerwise_part() -> None:
+    """Each space says which part a supernet can hold (``SearchSpace.layerwise_part``) and whether
+    that part is all of it; the view module knows no space by name."""
+    mobile = layerwise_view(get_space("mobile", resolution=32, num_classes=4))
+    assert VIEW.whole and not mobile.whole and ViewSpace(mobile).layerwise_part().whole
+    assert get_space("mnasnet").layerwise_part() is None
+    with pytest.raises(ValueError, match="'hardnet' has no layer-wise part"):
+        layerwise_view(get_space("hardnet"))
+    with pytest.raises(ValueError, match="one input size"):
+        layerwise_view(get_space("mobile"))

@@ -48,7 +48,6 @@ from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
 from search_spaces import zoo
-from search_spaces.fbnet import FBNetSpace
 from search_spaces.layerwise import ViewSpace, layerwise_view
 from search_spaces.space import Point, SearchSpace
 from search_spaces.spaces import get_space
@@ -101,16 +100,14 @@ def _check_coverage(table: LatencyTable, space: SearchSpace, config: SearchConfi
 
 def _check_reachable(table: LatencyTable, space: SearchSpace, config: SearchConfig) -> None:
     """Refuse, before any candidate is proposed, a latency limit under the fastest network the
-    space holds, where the table gives that network exactly: in a layer-wise space (``fbnet``, a
-    supernet's part of a space) a layer's input does not depend on the other layers' choices, so
-    the table's per-layer minima add up to the fastest network. Other spaces are caught after
-    their first candidates (:data:`MAX_FRUITLESS_START`)."""
-    if config.max_latency_ms is None:
+    space holds, where the table gives that network exactly: in a space that is layer-wise as a
+    whole (``fbnet``, a supernet's part of a space: ``LayerwisePart.whole``) a layer's input does
+    not depend on the other layers' choices, so the table's per-layer minima add up to the fastest
+    network. Other spaces are caught after their first candidates (:data:`MAX_FRUITLESS_START`)."""
+    part = space.layerwise_part() if config.max_latency_ms is not None else None
+    if part is None or not part.whole:
         return
-    view = space.view if isinstance(space, ViewSpace) else layerwise_view(space) if isinstance(space, FBNetSpace) else None
-    if view is None:
-        return
-    fastest, _ = LatencyModel.from_table(view, table).bounds()
+    fastest, _ = LatencyModel.from_table(layerwise_view(space), table).bounds()
     if config.max_latency_ms < fastest:
         raise ValueError(f"--max-latency-ms {config.max_latency_ms:g}: no network of `{space.name}` can meet it; the "
                          f"fastest is predicted at {fastest:.4g} ms by --latency-table {config.latency_table} "
