@@ -650,7 +650,8 @@ def markdown(report: dict[str, Any]) -> str:
               f"{p['planned'] - p['planned_fixed'] - p['planned_view']} sampled from the whole space).")
     if report["remaining"]:
         status += (f" {len(report['remaining'])} remain to be trained (listed at the end); re-run the command below "
-                   "to continue (it skips what the results file holds).")
+                   "without `--report-only` to continue (it skips what the results file holds; one process per "
+                   "core with `--shard I/N`).")
     else:
         status += " The ground truth is complete."
     lines = [
