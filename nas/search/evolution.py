@@ -75,4 +75,5 @@ class RegularizedEvolution(Strategy):
             self.population.popleft()
 
 
-register_strategy(RegularizedEvolution.name, RegularizedEvolution.from_settings, multi_objective=False)
+register_strategy(RegularizedEvolution.name, RegularizedEvolution.from_settings,
+                  multi_objective=RegularizedEvolution.multi_objective)

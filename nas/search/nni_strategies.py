@@ -180,4 +180,4 @@ def _nni_factory(kind: str) -> Callable[[SearchSpace, int, StrategySettings], NN
 
 
 for _kind in NNI_STRATEGIES:
-    register_strategy(_kind, _nni_factory(_kind), multi_objective=False)
+    register_strategy(_kind, _nni_factory(_kind), multi_objective=NNIStrategy.multi_objective)

@@ -116,5 +116,5 @@ class NSGA2(OptunaStrategy):
         return optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=self.seed)
 
 
-register_strategy(TPE.name, TPE.from_settings, multi_objective=False)
-register_strategy(NSGA2.name, NSGA2.from_settings, multi_objective=True)
+register_strategy(TPE.name, TPE.from_settings, multi_objective=TPE.multi_objective)
+register_strategy(NSGA2.name, NSGA2.from_settings, multi_objective=NSGA2.multi_objective)
