@@ -46,7 +46,7 @@ __all__ = ["adapt"]
 
 def adapt(source: LatencyTable, archs: Sequence[Arch], fixed_points: dict[str, Arch] | None = None, *,
           method: str = "auto", harness: dict[str, Any] | None = None, passes: int = 3,
-          progress: bool = True) -> tuple[LatencyTable, dict[str, Any]]:
+          control: bool = True, progress: bool = True) -> tuple[LatencyTable, dict[str, Any]]:
     """Measure ``archs`` and ``fixed_points`` here, refit ``source``'s calibration on them and
     return ``(adapted table, report)``; ``source`` is left as it was."""
     fixed = dict(fixed_points or {})
@@ -58,7 +58,8 @@ def adapt(source: LatencyTable, archs: Sequence[Arch], fixed_points: dict[str, A
     before = [predictor.predict(a) for _, a in nets]
     settings = Settings(**source.settings_identity(), **(harness or {}))
     started = time.monotonic()
-    timings = measure_archs([a for _, a in nets], settings, passes=passes, progress=progress, desc="adapting")
+    timings = measure_archs([a for _, a in nets], settings, passes=passes, progress=progress, desc="adapting",
+                            control=control)
     probe = run_probe(source)
     seconds = time.monotonic() - started
     measured = [t.median_ms for t in timings]

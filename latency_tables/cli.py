@@ -51,6 +51,10 @@ def _harness_arguments(parser: argparse.ArgumentParser, *, passes: bool = False)
         g.add_argument("--passes", type=int, default=3,
                        help="passes over all networks, each in a new order; figures are medians over "
                             "passes, so a burst of machine noise during one pass moves nothing (default %(default)s)")
+        g.add_argument("--no-control", dest="control", action="store_false",
+                       help="time the networks without a drift control (by default every group of networks is timed "
+                            "beside one control network and scaled by its speed then against its median, which takes "
+                            "out minutes-long drifts of a shared machine)")
     g.add_argument("--warmup", type=int, default=d.warmup, help="untimed calls per item (default %(default)s)")
     g.add_argument("--min-repeats", type=int, default=d.min_repeats, help="samples per item at least (default %(default)s)")
     g.add_argument("--max-repeats", type=int, default=d.max_repeats, help="samples per item at most (default %(default)s)")
@@ -165,7 +169,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.table}: the table names no search space; give --space")
     archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
     cal = calibrate(table, archs, method=args.method, measure_missing=args.measure_missing,
-                    harness=_harness_kwargs(args), passes=args.passes)
+                    harness=_harness_kwargs(args), passes=args.passes, control=args.control)
     table.meta["calibration_space"] = space
     table.meta["calibration_seed"] = args.seed
     table.save()
@@ -202,6 +206,10 @@ def _validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", help="PNG path (default: TABLE with .validation.png)")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot")
     _harness_arguments(parser, passes=True)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="independent rounds of measurement per network (each --passes passes); with 2 or more "
+                             "the report says how well this machine agrees with itself, the ceiling of any table's "
+                             "figures here (default %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -211,6 +219,8 @@ def _default_path(table: Path, suffix: str) -> Path:
 
 def _run_validate(args: argparse.Namespace) -> int:
     """Handler of ``validate``: measure, write report and plot, print the figures."""
+    if args.rounds < 1:
+        raise ValueError(f"--rounds must be >= 1, got {args.rounds}")
     table = LatencyTable.load(args.table)
     space = args.space or table.meta.get("space")
     if not space:
@@ -231,7 +241,7 @@ def _run_validate(args: argparse.Namespace) -> int:
         archs = sample_archs(space, table.resolution, args.n, args.seed, table.meta.get("num_classes"))
     fixed = zoo_archs(table.resolution, table.meta.get("num_classes")) if args.zoo else {}
     report = validate_table(table, archs, fixed_points=fixed, measure_missing=args.measure_missing,
-                      harness=_harness_kwargs(args), passes=args.passes)
+                      harness=_harness_kwargs(args), passes=args.passes, rounds=args.rounds, control=args.control)
     report.update({"space": space, "seed": args.seed, "sampling": args.sampling})
     if report["ops_measured_on_the_spot"]:
         table.save()
@@ -246,7 +256,7 @@ def _run_validate(args: argparse.Namespace) -> int:
             log.warning("matplotlib is not installed: no plot written")
     summary = {"report": str(report_path), "plot": str(plot_path) if plot_path else None,
                "metrics": report["metrics"], "metrics_uncalibrated": report["metrics_uncalibrated"],
-               "metrics_fixed_points": report["metrics_fixed_points"]}
+               "metrics_fixed_points": report["metrics_fixed_points"], "repeatability": report["repeatability"]}
     if args.json:
         print_json(summary)
         return 0
@@ -257,6 +267,18 @@ def _run_validate(args: argparse.Namespace) -> int:
             print(f"{label:>17}: n={m['n']}  MAPE {m['mape_pct']:.2f}%  within 5%: {m['within_5pct']:.0%}  "
                   f"within 10%: {m['within_10pct']:.0%}  Kendall tau {m['kendall_tau']:.3f}  "
                   f"Spearman rho {m['spearman_rho']:.3f}  worst {m['max_abs_error_pct']:.1f}%")
+    for label, key in (("random networks", "random"), ("fixed points", "fixed_points")):
+        r = report["repeatability"][key]
+        if r.get("n"):
+            print(f"{label:>17}: {r['rounds']} rounds within 10% of each other: {r['within_10pct']:.0%} "
+                  f"(within 5%: {r['within_5pct']:.0%}), spread median {r['median_spread_pct']:.1f}% "
+                  f"max {r['max_spread_pct']:.1f}%, last/first round x{r['last_over_first']:.2f}  "
+                  "(this machine's own noise: no table can be judged closer)")
+    drift = report["drift"]
+    if drift:
+        print(f"{'drift control':>17}: {drift['chunks']} groups, control network {drift['control_ms_min']:.2f}-"
+              f"{drift['control_ms_max']:.2f} ms (median {drift['control_ms_median']:.2f}); every group scaled to "
+              "the median")
     print(f"report: {report_path}" + (f"  plot: {plot_path}" if plot_path else ""))
     return 0
 
@@ -297,7 +319,7 @@ def _run_adapt(args: argparse.Namespace) -> int:
     fixed = {} if args.no_zoo else {name: a for name, a in zoo_archs(source.resolution, source.meta.get("num_classes"))
                                     .items() if all(c.key() in source for c in a.op_configs())}
     adapted, report = adapt_table(source, archs, fixed, method=args.method, harness=_harness_kwargs(args),
-                            passes=args.passes)
+                            passes=args.passes, control=args.control)
     adapted.meta["calibration_space"] = space
     adapted.meta["calibration_seed"] = args.seed
     adapted.save(out)

@@ -76,6 +76,7 @@ __all__ = [
     "measure_module",
     "measure_ops",
     "measure_archs",
+    "control_arch",
     "combine_passes",
     "op_input_shape",
     "device_name",
@@ -349,20 +350,45 @@ def measure_ops(configs: Sequence[OpConfig], settings: Settings) -> list[Timing]
     return measure_modules([(c.build(), op_input_shape(c, settings.batch_size)) for c in configs], settings)
 
 
+def control_arch(archs: Sequence[Arch]) -> Arch:
+    """The drift control of a set of networks (:func:`measure_archs`): the one of median
+    activation volume (the sum over its ops of input channels x map area), a mid-range network
+    that drifts with the machine as the others do."""
+    def volume(arch: Arch) -> int:
+        return sum(c.in_chs * c.in_size * c.in_size for c in arch.op_configs())
+
+    ranked = sorted(archs, key=lambda a: (volume(a), a.hash()))
+    return ranked[len(ranked) // 2]
+
+
 def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, passes: int = 3,
-                  progress: bool = True, desc: str = "networks") -> list[Timing]:
+                  progress: bool = True, desc: str = "networks", seed: int = 0, control: bool = True,
+                  control_ms: list[float] | None = None) -> list[Timing]:
     """Time whole networks, ``chunk`` at a time interleaved, in ``passes`` passes over the list.
 
     A machine's noise comes in bursts of seconds to minutes (another process, frequency
     changes); measured once, every network timed during a burst reads slow together. So each
     pass times every network (the full sampling of ``settings``), each in a fresh random order
     (seeded, so runs are reproducible), and a network's figures are the medians over passes of
-    its per-pass median/p10/p90: one disturbed pass of three moves nothing.
+    its per-pass median/p10/p90: one disturbed pass of three moves nothing. ``seed`` picks the
+    orders of the passes after the first.
+
+    A shared VM also drifts for minutes at a time: on the 2-core AMD EPYC VM the same networks
+    measured twice ten minutes apart read 15-25% faster the second time. With ``control`` (the
+    default) every chunk also times a control network (:func:`control_arch`), interleaved with
+    the chunk's, and each network's figures are scaled by the control's median over all chunks
+    divided by its time in that chunk: the networks are reported at the machine's typical speed
+    over the run, whatever it ran at while their chunk was timed. ``control_ms`` (a list) receives
+    the control's time in every chunk (its spread is the drift the control took out).
     """
     if passes < 1:
         raise ValueError(f"passes must be >= 1, got {passes}")
-    per_pass: list[dict[int, Timing]] = [{} for _ in range(passes)]
-    rng = np.random.default_rng(0)
+    per_pass: list[dict[int, tuple[Timing, float]]] = [{} for _ in range(passes)]
+    rng = np.random.default_rng(seed)
+    reference = control_arch(archs) if control and archs else None
+    reference_item = None if reference is None else (
+        build_model(reference), (settings.batch_size, reference.in_chans, reference.resolution, reference.resolution))
+    refs: list[float] = []
     with tqdm(total=len(archs) * passes, desc=desc, unit="net", disable=None if progress else True) as bar:
         for p in range(passes):
             order = np.arange(len(archs)) if p == 0 else rng.permutation(len(archs))
@@ -370,10 +396,21 @@ def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, 
                 idx = [int(i) for i in order[start:start + chunk]]
                 items = [(build_model(archs[i]), (settings.batch_size, archs[i].in_chans, archs[i].resolution,
                                                   archs[i].resolution)) for i in idx]
-                for i, t in zip(idx, measure_modules(items, settings), strict=True):
-                    per_pass[p][i] = t
+                got = measure_modules(items if reference_item is None else [*items, reference_item], settings)
+                ref = got.pop().median_ms if reference_item is not None else 1.0
+                refs.append(ref)
+                for i, t in zip(idx, got, strict=True):
+                    per_pass[p][i] = (t, ref)
                 bar.update(len(idx))
-    return [combine_passes([per_pass[p][i] for p in range(passes)]) for i in range(len(archs))]
+    anchor = float(np.median(refs)) if reference_item is not None else 1.0
+    if control_ms is not None and reference_item is not None:
+        control_ms.extend(refs)
+    return [combine_passes([_scaled(t, anchor / ref) for t, ref in (per_pass[p][i] for p in range(passes))])
+            for i in range(len(archs))]
+
+
+def _scaled(t: Timing, factor: float) -> Timing:
+    return Timing(t.median_ms * factor, t.p10_ms * factor, t.p90_ms * factor, t.n)
 
 
 def combine_passes(got: Sequence[Timing]) -> Timing:

@@ -178,11 +178,19 @@ def fit_calibration(feats: Sequence[dict[str, float]], measured: Sequence[float]
         raise ValueError(f"unknown calibration method {method!r}; known: auto, {', '.join(METHODS)}")
     loo = {m: _loo_mape(m, feats, measured) for m in METHODS if m != "per_class"}
     ridge, loo["per_class"] = _best_ridge(feats, measured)
-    if method == "auto":
+    if method == "auto":  # the best leave-one-out figure; the plain sum when none can be computed
         finite = {m: v for m, v in loo.items() if np.isfinite(v)}
-        method = min(finite, key=finite.__getitem__) if finite else "none"
-    f = fit(method, feats, measured, ridge=ridge)
-    return Calibration(method, f.coef, f.fit_mape, loo, list(records), now_iso(), f.ridge)
+        candidates = [*sorted(finite, key=finite.__getitem__), "none"]
+    else:
+        candidates = [method]
+    for name in candidates:
+        f = fit(name, feats, measured, ridge=ridge)
+        # A model that predicts <= 0 ms for a network it was fitted on (a few networks, noisy
+        # timings, a steep extrapolation) would be refused when the table is loaded: skip it.
+        if all(predict_from(f.coef, x) > 0 for x in feats):
+            return Calibration(name, f.coef, f.fit_mape, loo, list(records), now_iso(), f.ridge)
+    raise ValueError(f"calibration method {method!r} predicts <= 0 ms for a network it was fitted on; measure more "
+                     "networks (-n) or choose another --method")
 
 
 def features(op_sum_ms: float, n_ops: int, params: int = 0,
@@ -273,6 +281,17 @@ class LatencyPredictor:
         mparams = op_params(cfg) / 1e6 if cal.coef.get("mparams") else 0.0
         return cal.op_cost(op_class(cfg.op, cfg.in_size), ms, mparams)
 
+    def op_cost_floor(self, cfg: OpConfig) -> float:
+        """A lower bound of :meth:`op_cost` that needs no weight count where it can: a calibration
+        that charges weights (a positive ``mparams`` coefficient) is taken without that charge,
+        which would build every op to count its weights (seconds for the 17,000 ops of a
+        ``mobile`` space, for a term worth hundredths of a millisecond in its fastest networks);
+        otherwise :meth:`op_cost` itself."""
+        cal = self.table.calibration
+        if cal is None or cal.coef.get("mparams", 0.0) < 0:
+            return self.op_cost(cfg)
+        return cal.op_cost(op_class(cfg.op, cfg.in_size), self.median(cfg), 0.0)
+
     def predict(self, arch: Arch) -> float:
         """Predicted latency of ``arch`` in ms; a calibration that predicts <= 0 ms (a network
         far smaller than those it was fitted on) is a ``ValueError`` naming the table."""
@@ -316,16 +335,17 @@ def measurement_records(archs: Sequence[Arch], feats: Sequence[dict[str, float]]
 
 
 def calibrate(table: LatencyTable, archs: Sequence[Arch], *, method: str = "auto", measure_missing: bool = False,
-              harness: dict[str, Any] | None = None, passes: int = 3, progress: bool = True) -> Calibration:
+              harness: dict[str, Any] | None = None, passes: int = 3, control: bool = True,
+              progress: bool = True) -> Calibration:
     """Measure ``archs`` whole on this device with the table's settings (``passes`` times each,
-    see :func:`latency_tables.measure.measure_archs`), fit, store the calibration in ``table``
+    see :func:`latency_tables.measure.measure_archs`, with its drift ``control``), fit, store the calibration in ``table``
     (in memory) and return it."""
     if not archs:
         raise ValueError("calibration needs at least one architecture")
     settings = Settings(**table.settings_identity(), **(harness or {}))
     predictor = LatencyPredictor(table, measure_missing=measure_missing)
     feats = [predictor.features(a) for a in archs]
-    timings = measure_archs(archs, settings, passes=passes, progress=progress, desc="calibrating")
+    timings = measure_archs(archs, settings, passes=passes, progress=progress, desc="calibrating", control=control)
     measured = [t.median_ms for t in timings]
     cal = fit_calibration(feats, measured, method, measurement_records(archs, feats, measured))
     table.calibration = cal

@@ -8,7 +8,16 @@ get right, while a search with a tight or a loose budget ends at the extremes.
 Reports MAPE, the share of networks predicted within +-5% and +-10%, Kendall's tau-b and
 Spearman's rho (JSON), and draws predicted against measured latency with the +-10% band (PNG).
 Zoo entries (fixed points, ``--zoo``) are measured too, marked on the plot and reported apart;
-the headline figures are those of the random sample. Runs on the target device::
+the headline figures are those of the random sample.
+
+How much of a table's error is the machine's own noise: with ``rounds`` >= 2 every network is
+measured in that many independent rounds (each its own ``passes``, in other orders, minutes
+apart), the prediction is compared with the median over rounds, and the report's
+``repeatability`` says how well the machine agrees with itself: the share of networks whose
+slowest round is within 10% of their fastest, the median spread, and per network the round
+figures (``metrics_per_round``: the table against each round alone, as a one-round
+validation would have judged it). No table can be judged beyond that: where one round of a network is 12% off
+another, "within +-10%" of either is partly luck. Runs on the target device::
 
     python -m latency_tables validate --table fbnet_224_cpu.json --space fbnet -n 100 --seed 0
 """
@@ -22,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from latency_tables.measure import Settings, measure_archs
+from latency_tables.measure import Settings, combine_passes, control_arch, measure_archs
 from latency_tables.predict import LatencyPredictor
 from latency_tables.table import LatencyTable, now_iso
 from nas.arch import Arch
@@ -34,7 +43,7 @@ REPORT_VERSION = 1
 
 log = logging.getLogger(__name__)
 
-__all__ = ["metrics", "validate", "plot_report"]
+__all__ = ["metrics", "repeatability", "validate", "plot_report"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,6 +67,22 @@ def metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, 
     }
 
 
+def repeatability(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How well repeated rounds of the same networks agree (records with ``rounds_ms``; ``{"n": 0}``
+    without). A network's spread is ``slowest / fastest - 1`` over its rounds: under 10%, either
+    round would have judged a perfect prediction of the other within +-10%. Returns the share of
+    networks with a spread within 5% / 10%, the median and largest spread (%), and the median
+    ratio of the last round to the first (a machine that sped up or slowed down in between)."""
+    rows = [np.asarray(r["rounds_ms"], dtype=np.float64) for r in records if len(r.get("rounds_ms", ())) > 1]
+    if not rows:
+        return {"n": 0}
+    spread = np.array([x.max() / x.min() - 1 for x in rows])
+    return {"n": len(rows), "rounds": int(min(len(x) for x in rows)),
+            "within_5pct": float(np.mean(spread <= 0.05)), "within_10pct": float(np.mean(spread <= 0.10)),
+            "median_spread_pct": float(np.median(spread) * 100), "max_spread_pct": float(np.max(spread) * 100),
+            "last_over_first": float(np.median([x[-1] / x[0] for x in rows]))}
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation
 
@@ -70,10 +95,16 @@ def validate(
     measure_missing: bool = False,
     harness: dict[str, Any] | None = None,
     passes: int = 3,
+    rounds: int = 1,
+    control: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Predict and measure ``archs`` (and ``fixed_points``, ``passes`` times each, see
-    :func:`latency_tables.measure.measure_archs`); return the report as a JSON-ready dict."""
+    """Predict and measure ``archs`` (and ``fixed_points``) in ``rounds`` independent rounds of
+    ``passes`` passes each, with the drift ``control`` of
+    :func:`latency_tables.measure.measure_archs` (its spread over the chunks goes to the report's
+    ``drift``; see also the module doc); return the report as a JSON-ready dict."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     fixed = dict(fixed_points or {})
     predictor = LatencyPredictor(table, measure_missing=measure_missing)
     entries = [(f"random-{i}", "random", a) for i, a in enumerate(archs)]
@@ -81,14 +112,19 @@ def validate(
     feats = [predictor.features(a) for _, _, a in entries]
     predicted = [predictor.predict(a) for _, _, a in entries]
     settings = Settings(**table.settings_identity(), **(harness or {}))
-    timings = measure_archs([a for _, _, a in entries], settings, passes=passes, progress=progress,
-                            desc="validating")
+    control_ms: list[float] = []
+    per_round = [measure_archs([a for _, _, a in entries], settings, passes=passes, progress=progress,
+                               desc="validating" if rounds == 1 else f"validating, round {r + 1}/{rounds}", seed=r,
+                               control=control, control_ms=control_ms)
+                 for r in range(rounds)]
     records = []
-    for (name, kind, arch), f, pred, t in zip(entries, feats, predicted, timings, strict=True):
+    for i, ((name, kind, arch), f, pred) in enumerate(zip(entries, feats, predicted, strict=True)):
+        t = combine_passes([timings[i] for timings in per_round])
         records.append({
             "name": name, "kind": kind, "hash": arch.hash(), "n_ops": int(f["n_ops"]), "mparams": f["mparams"],
             "sum_ms": f["sum"], "predicted_ms": pred, "measured_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms,
             "n": t.n, "error_pct": (pred - t.median_ms) / t.median_ms * 100, "arch": arch.to_str(),
+            **({"rounds_ms": [timings[i].median_ms for timings in per_round]} if rounds > 1 else {}),
         })
 
     def figures(kind: str, field: str) -> dict[str, Any]:
@@ -103,10 +139,20 @@ def validate(
         "table": str(table.path) if table.path else None,
         "table_meta": {k: v for k, v in table.meta.items() if k != "harness"},
         "calibration": None if cal is None else {"method": cal.method, "coef": cal.coef},
-        "harness": {**settings.harness(), "passes": passes},
+        "harness": {**settings.harness(), "passes": passes, "rounds": rounds, "control": control},
+        "drift": None if not control_ms else {
+            "control": control_arch([a for _, _, a in entries]).hash(), "chunks": len(control_ms),
+            "control_ms_min": min(control_ms), "control_ms_median": float(np.median(control_ms)),
+            "control_ms_max": max(control_ms)},
         "metrics": figures("random", "predicted_ms"),
         "metrics_uncalibrated": figures("random", "sum_ms"),
         "metrics_fixed_points": figures("zoo", "predicted_ms"),
+        "repeatability": {"random": repeatability([r for r in records if r["kind"] == "random"]),
+                          "fixed_points": repeatability([r for r in records if r["kind"] == "zoo"])},
+        "metrics_per_round": [] if rounds == 1 else [
+            {kind: metrics([r["predicted_ms"] for r in records if r["kind"] == kind],
+                           [r["rounds_ms"][k] for r in records if r["kind"] == kind]) for kind in ("random", "zoo")}
+            for k in range(rounds)],
         "ops_measured_on_the_spot": predictor.added,
         "records": records,
     }

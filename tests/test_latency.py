@@ -28,7 +28,7 @@ from latency_tables.measure import (
     median_ci_halfwidth,
     summarise,
 )
-from latency_tables.predict import METHODS, LatencyPredictor, features, fit, fit_calibration
+from latency_tables.predict import METHODS, LatencyPredictor, features, fit, fit_calibration, predict_from
 from latency_tables.table import (
     TABLE_FORMAT,
     Calibration,
@@ -38,7 +38,7 @@ from latency_tables.table import (
     TableMismatchWarning,
     Timing,
 )
-from latency_tables.validate import metrics, plot_report, validate
+from latency_tables.validate import metrics, plot_report, repeatability, validate
 from nas.arch import Arch, Block
 from nas.builder import build_model
 
@@ -397,6 +397,22 @@ def test_fit_recovers_known_models():
         fit_calibration(feats, lin, "magic")
 
 
+def test_calibration_never_keeps_a_model_that_predicts_a_fitted_network_at_or_under_zero(monkeypatch):
+    """Few, noisy networks can make a model extrapolate below zero; the table would then be refused
+    on load. ``auto`` skips such a model, a named one is refused with what to do."""
+    from latency_tables import predict
+
+    feats = [features(s, 10) for s in (1.0, 2.0, 3.0, 20.0)]
+    measured = [8.0, 6.0, 4.0, 1.0]  # slower the smaller: "offset" fits -15.9 ms for the first
+    assert predict_from(fit("offset", feats, measured).coef, feats[0]) < 0
+    with pytest.raises(ValueError, match="method 'offset' predicts <= 0 ms for a network it was fitted on"):
+        fit_calibration(feats, measured, "offset")
+    real = predict._loo_mape
+    monkeypatch.setattr(predict, "_loo_mape", lambda m, *a, **k: 0.0 if m == "offset" else real(m, *a, **k))
+    cal = fit_calibration(feats, measured, "auto")  # offset scores best, and is passed over
+    assert cal.method != "offset" and all(predict_from(cal.coef, f) > 0 for f in feats)
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation figures and report
 
@@ -405,6 +421,60 @@ def test_metrics_shares():
     m = metrics([1.0, 1.04, 1.08, 1.5], [1.0, 1.0, 1.0, 1.0])
     assert m["within_5pct"] == 0.5 and m["within_10pct"] == 0.75
     assert m["mape_pct"] == pytest.approx((0 + 4 + 8 + 50) / 4)
+
+
+def test_drift_control_takes_out_a_machine_that_slows_down(monkeypatch):
+    """Each group is timed beside the control; a machine 25% slower at every group must not change
+    how the networks compare (without the control it does)."""
+    from latency_tables import measure
+
+    archs = [tiny_arch(width=w) for w in (8, 16, 24, 32, 40)]
+    base = {a.hash(): 1.0 + i for i, a in enumerate(archs)}
+    groups: list[int] = []
+
+    def drifting(items, settings):
+        groups.append(len(items))
+        slow = 1 + 0.25 * len(groups)
+        return [Timing(b * slow, b * slow, b * slow, 1) for b, _ in items]
+
+    monkeypatch.setattr(measure, "build_model", lambda arch: base[arch.hash()])
+    monkeypatch.setattr(measure, "measure_modules", drifting)
+    seen: list[float] = []
+    got = measure.measure_archs(archs, FAST, chunk=2, passes=1, progress=False, control_ms=seen)
+    ratios = [t.median_ms / base[a.hash()] for t, a in zip(got, archs, strict=True)]
+    assert max(ratios) == pytest.approx(min(ratios))
+    control = base[measure.control_arch(archs).hash()]
+    assert groups == [3, 3, 2] and seen == pytest.approx([control * 1.25, control * 1.5, control * 1.75])
+    groups.clear()
+    raw = measure.measure_archs(archs, FAST, chunk=2, passes=1, progress=False, control=False)
+    raw_ratios = [t.median_ms / base[a.hash()] for t, a in zip(raw, archs, strict=True)]
+    assert groups == [2, 2, 1] and max(raw_ratios) == pytest.approx(1.4 * min(raw_ratios))
+
+
+def test_repeatability_shares_and_spread():
+    recs = [{"rounds_ms": [10.0, 10.4]}, {"rounds_ms": [10.0, 12.5]}, {"rounds_ms": [8.0, 8.0, 8.6]}, {"measured_ms": 3.0}]
+    r = repeatability(recs)
+    # spreads (slowest / fastest - 1): 4%, 25%, 7.5%; last over first: 1.04, 1.25, 1.075
+    assert r["n"] == 3 and r["rounds"] == 2
+    assert r["within_5pct"] == pytest.approx(1 / 3) and r["within_10pct"] == pytest.approx(2 / 3)
+    assert r["max_spread_pct"] == pytest.approx(25.0) and r["median_spread_pct"] == pytest.approx(7.5)
+    assert r["last_over_first"] == pytest.approx(1.075)
+    assert repeatability([{"measured_ms": 1.0}]) == {"n": 0}
+
+
+def test_validate_rounds_compare_with_the_median_of_rounds():
+    archs = [tiny_arch(), tiny_arch(width=16)]
+    table = table_for(archs)
+    report = validate(table, archs, harness=FAST.harness(), passes=1, rounds=3, progress=False)
+    for rec in report["records"]:
+        assert len(rec["rounds_ms"]) == 3 and rec["measured_ms"] == pytest.approx(float(np.median(rec["rounds_ms"])))
+    assert report["repeatability"]["random"]["n"] == 2 and report["repeatability"]["fixed_points"] == {"n": 0}
+    assert report["harness"]["rounds"] == 3
+    assert len(report["metrics_per_round"]) == 3 and report["metrics_per_round"][0]["random"]["n"] == 2
+    single = validate(table, archs[:1], harness=FAST.harness(), passes=1, progress=False)
+    assert "rounds_ms" not in single["records"][0] and single["repeatability"]["random"] == {"n": 0}
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        validate(table, archs, rounds=0, progress=False)
 
 
 def test_validate_report_and_plot(tmp_path):
