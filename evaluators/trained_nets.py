@@ -21,18 +21,16 @@ hash, and the next :meth:`TrainedNets.add` writes the current one.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.arch import Arch, legacy_hash
-from nas.io import JSONFileError, atomic_write_json, read_json_file
+from nas.io import JSONFileError, atomic_write_json, exclusive_lock, read_json_file
 
 __all__ = ["FORMAT", "VERSION", "TrainedNet", "TrainedNets", "record_from_run"]
 
@@ -124,23 +122,12 @@ class TrainedNets:
     def add(self, record: TrainedNet) -> None:
         """Add (or replace) ``record`` and rewrite the file atomically, merged with what other
         processes added to it since it was read."""
-        with self._locked():
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             if self.path.exists():
                 self._load()
             self._records[record.key] = record
             atomic_write_json(self.path, {"format": FORMAT, "version": VERSION,
                                           "records": [r.to_dict() for r in self._records.values()]})
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """An exclusive advisory lock on ``<file>.lock`` for one read-merge-write."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def select(self, *, data_fingerprint: str | None = None, recipe: Mapping[str, Any] | None = None) -> list[TrainedNet]:
         """The records trained on that data and/or with that recipe."""

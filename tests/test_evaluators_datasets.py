@@ -8,6 +8,7 @@ import os
 import pickle
 import struct
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,39 @@ def test_archive_extracted_once(tmp_path: Path) -> None:
     assert d.classes == ("ant", "cat") and len(d.test) == 4
     with pytest.raises(ValueError, match="no such archive"):
         extract_archive(tmp_path / "missing.tar.gz", cache)
+
+
+def test_processes_loading_one_archive_at_once_extract_it_once(tmp_path: Path, monkeypatch) -> None:
+    """Shards of a benchmark start together on a fresh machine: one extracts, the others wait and
+    read its folder (before, each extracted and the last one replaced the folder under the first
+    one's feet: FileNotFoundError while it listed the images)."""
+    import multiprocessing
+
+    from evaluators.datasets import archive as archive_mod
+
+    root = _image_tree(tmp_path / "tree")
+    archive = tmp_path / "tiny-jpg.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in ("train", "test"):
+            tar.add(root / split, arcname=split)
+    cache, runs = tmp_path / "cache", tmp_path / "extractions"
+    runs.mkdir()
+    extract = archive_mod._extract
+
+    def slow_extract(*args) -> None:  # counted, and slow enough for the others to arrive meanwhile
+        (runs / str(os.getpid())).touch()
+        time.sleep(0.5)
+        extract(*args)
+
+    monkeypatch.setattr(archive_mod, "_extract", slow_extract)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(3) as pool:
+        sizes = pool.starmap(_load_test_split, [(archive, cache)] * 3)
+    assert sizes == [4, 4, 4] and len(list(runs.iterdir())) == 1
+
+
+def _load_test_split(archive: Path, cache: Path) -> int:
+    return len(load_dataset(archive, cache_dir=cache, progress=False).test)
 
 
 def test_load_dataset_rejects_unknown_layouts(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 A dataset often arrives as one archive; extracting it on every load would be slow, and
 extracting it in place could be interrupted half-way or write outside the destination. Each
 archive is therefore extracted once into a folder keyed by its path, size and modification
-time, marked complete only when done, with members that would land outside refused.
+time, marked complete only when done, with members that would land outside refused; processes
+that load the same archive at once take turns through a lock file, so one extracts and the
+others read what it finished.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from evaluators.datasets.base import default_cache_dir
+from nas.io import exclusive_lock
 
 __all__ = ["extract_archive"]
 
@@ -37,20 +40,27 @@ def extract_archive(archive: str | os.PathLike[str], cache_dir: str | os.PathLik
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir() / "extracted"
     dest = cache / f"{stem}-{digest}"
     if not (dest / ".complete").exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{stem}-", dir=cache))
-        try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
-            (tmp / ".complete").write_text(str(archive) + "\n", encoding="utf-8")
-            shutil.rmtree(dest, ignore_errors=True)
-            os.replace(tmp, dest)
-        except (tarfile.TarError, OSError) as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if (dest / ".complete").exists():  # another process finished the same extraction first
-                return _single_top(dest)
-            raise ValueError(f"{archive}: cannot extract ({exc})") from None
+        # One process extracts, the others wait for it (several shards of a benchmark starting
+        # at once): a finished extraction is never replaced under a process reading it.
+        with exclusive_lock(cache / f".{dest.name}.lock"):
+            if not (dest / ".complete").exists():
+                _extract(archive, cache, dest)
     return _single_top(dest)
+
+
+def _extract(archive: Path, cache: Path, dest: Path) -> None:
+    """Extract ``archive`` into a temporary folder of ``cache``, mark it complete and move it to
+    ``dest`` (replacing an incomplete one)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=cache))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        (tmp / ".complete").write_text(str(archive) + "\n", encoding="utf-8")
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    except (tarfile.TarError, OSError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"{archive}: cannot extract ({exc})") from None
 
 
 def _single_top(dest: Path) -> Path:
