@@ -23,10 +23,11 @@ mobile-vision's ``fbnet_c`` lists) is a point.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nas.arch import Arch, Block
+from search_spaces.layerwise import layerwise_view
 from search_spaces.registry import OpConfig
 from search_spaces.space import Choice, LayerwisePart, SearchSpace, check_fixed, describe_block
 from search_spaces.stems import stem_block
@@ -115,13 +116,23 @@ class FBNetSpace(SearchSpace):
                                  f"is not one of the candidates {', '.join(CANDIDATES)}") from None
         return out
 
-    def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
-        space = self if resolution in (None, self.resolution) else FBNetSpace(
+    def _at(self, resolution: int | None) -> FBNetSpace:
+        """This space with input ``resolution`` (itself for ``None`` or its own)."""
+        return self if resolution in (None, self.resolution) else FBNetSpace(
             resolution=resolution, num_classes=self.num_classes, dropout=self.dropout)
+
+    def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
+        space = self._at(resolution)
         configs: set[OpConfig] = set()
         for k in range(len(CANDIDATES)):  # a layer's input shape does not depend on the choices
             configs.update(space.decode((k,) * len(self._layers)).op_configs())
         return sorted(configs, key=OpConfig.key)
+
+    def min_cost(self, cost: Callable[[OpConfig], float], resolution: int | None = None, *,
+                 core_only: bool = False) -> float:
+        """The least total per-op cost of a point: every layer at its cheapest candidate
+        (:meth:`~search_spaces.layerwise.LayerwiseView.min_cost`)."""
+        return layerwise_view(self._at(resolution)).min_cost(cost)
 
     def layerwise_part(self) -> LayerwisePart:
         """The whole space: every one of the 22 layers over its 9 candidates."""

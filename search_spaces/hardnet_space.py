@@ -18,7 +18,8 @@ Both zoo networks are points (every published growth and depth is on the grid).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nas.arch import Arch
@@ -108,6 +109,37 @@ class HarDNetSpace(SearchSpace):
                         arch = d.replace_stages(growth=growth, layers=layers).arch(res, self.num_classes)
                         configs.update(arch.op_configs())
         return sorted(configs, key=OpConfig.key)
+
+    def cheapest_values(self, cost: Callable[[OpConfig], float], resolution: int | None = None) -> dict[str, Any]:
+        """The choice values of the point with the least ``sum of cost(op configuration)``. Within
+        a template the stages are separable: a stage's growth and depth change its own block and
+        the next transition's input only, so each stage takes its cheapest pair with the others at
+        the published ones, and the cheaper template wins."""
+        res = self.resolution if resolution is None else resolution
+
+        def total(d: HarDNetDef, growth: list[int], layers: list[int]) -> float:
+            return sum(cost(c) for c in d.replace_stages(growth=growth, layers=layers).arch(res, self.num_classes)
+                       .op_configs())
+
+        best: tuple[float, dict[str, Any]] = (math.inf, {})
+        for name, d in TEMPLATES.items():
+            base = total(d, list(d.growth), list(d.depths))
+            found, values = base, {"template": name}
+            for i in range(len(d.stages)):
+                options = [(total(d, [*d.growth[:i], g, *d.growth[i + 1:]], [*d.depths[:i], n, *d.depths[i + 1:]]), g, n)
+                           for g in self.choice(f"{name}.s{i}.growth").values for n in DEPTHS]
+                stage_total, g, n = min(options)
+                found += stage_total - base
+                values.update({f"{name}.s{i}.growth": g, f"{name}.s{i}.layers": n})
+            best = min(best, (found, values), key=lambda b: b[0])
+        return best[1]
+
+    def min_cost(self, cost: Callable[[OpConfig], float], resolution: int | None = None, *,
+                 core_only: bool = False) -> float:
+        """The least total per-op cost of a point (the network of :meth:`cheapest_values`)."""
+        values = self.cheapest_values(cost, resolution)
+        arch = self._definition(values).arch(self.resolution if resolution is None else resolution, self.num_classes)
+        return sum(cost(c) for c in arch.op_configs())
 
     def skeleton(self) -> list[str]:
         lines = [f"input {self.resolution}x{self.resolution}x3, {self.num_classes} classes"]

@@ -27,7 +27,7 @@ choices: a view that is not shape-fixed is a ``ValueError``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,11 @@ class LayerwiseView:
     head: OpConfig
     coverage: str
     whole: bool = False
+
+    def min_cost(self, cost: Callable[[OpConfig], float]) -> float:
+        """The least ``sum of cost(op configuration)`` of a network of the view: stem, head and
+        every layer at its cheapest candidate (layers do not constrain each other's shapes)."""
+        return cost(self.stem) + cost(self.head) + sum(min(cost(c) for c in layer.configs) for layer in self.layers)
 
     def point(self, indices: Sequence[int]) -> Point:
         """The space point whose layer ``l`` takes candidate ``indices[l]``."""
@@ -191,6 +196,11 @@ class ViewSpace(SearchSpace):
     def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
         configs = {self.view.stem, self.view.head, *(c for layer in self.view.layers for c in layer.configs)}
         return sorted(configs, key=lambda c: c.key())
+
+    def min_cost(self, cost: Callable[[OpConfig], float], resolution: int | None = None, *,
+                 core_only: bool = False) -> float:
+        """The least total per-op cost of a point (:meth:`LayerwiseView.min_cost`)."""
+        return self.view.min_cost(cost)
 
     def layerwise_part(self) -> LayerwisePart:
         """All of it (its choices are the view's layers): bounds over it bound every point."""

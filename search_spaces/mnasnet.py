@@ -28,6 +28,7 @@ is ``op=ds, skip=none`` of stage 0.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -209,6 +210,41 @@ class MnasNetSpace(SearchSpace):
             size, in_widths = out_size, self._widths[k]
         configs.update(OpConfig(self._head.op, self._head.args, c, size, self.num_classes) for c in in_widths)
         return sorted(configs, key=OpConfig.key)
+
+    def cheapest_values(self, cost: Callable[[OpConfig], float]) -> dict[str, Any]:
+        """The choice values of the point with the least ``sum of cost(op configuration)``: a
+        dynamic programme over the stages whose state is the previous stage's width (the only
+        thing one stage's cost takes from the stages before it)."""
+        size = self._stem.spec.out_size(self.resolution, self._stem.kwargs)
+        # width the prefix ends with -> (least cost of the prefix, its choice values)
+        states: dict[int, tuple[float, dict[str, Any]]] = {
+            STEM_CHS: (cost(OpConfig(self._stem.op, self._stem.args, 3, self.resolution)), {})}
+        for k, (_, _, stride) in enumerate(BASE_STAGES):
+            new: dict[int, tuple[float, dict[str, Any]]] = {}
+            out_size = size
+            for v in self._stage_variants(k):
+                first = self._block(v, k, stride)
+                out_size = first.spec.out_size(size, first.kwargs)
+                rest = first.replace(stride=1)
+                per_rest = cost(OpConfig(rest.op, rest.args, v["width"], out_size)) if max(self._depths[k]) > 1 else 0.0
+                layers = min(self._depths[k], key=lambda n, c=per_rest: (n - 1) * c)
+                for in_chs, (before, values) in states.items():
+                    total = before + cost(OpConfig(first.op, first.args, in_chs, size)) + (layers - 1) * per_rest
+                    if total < new.get(v["width"], (math.inf, {}))[0]:
+                        new[v["width"]] = (total, {**values, **{f"s{k}.{n}": x for n, x in v.items()},
+                                                   f"s{k}.layers": layers})
+            size, states = out_size, new
+        head = {c: cost(OpConfig(self._head.op, self._head.args, c, size, self.num_classes)) for c in states}
+        return min(states.items(), key=lambda item: item[1][0] + head[item[0]])[1][1]
+
+    def min_cost(self, cost: Callable[[OpConfig], float], resolution: int | None = None, *,
+                 core_only: bool = False) -> float:
+        """The least total per-op cost of a point (the network of :meth:`cheapest_values`). Every
+        width counts, the extra ones (MnasNet-A1/B1's) included: over core points only, the
+        least is this or more."""
+        space = self if resolution in (None, self.resolution) else MnasNetSpace(
+            resolution=resolution, num_classes=self.num_classes, dropout=self.dropout)
+        return sum(cost(c) for c in space._decode(space.cheapest_values(cost)).op_configs())
 
     def skeleton(self) -> list[str]:
         lines = [f"input {self.resolution}x{self.resolution}x3, {self.num_classes} classes",

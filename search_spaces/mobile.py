@@ -58,7 +58,7 @@ the width multiplier 1.0 tried first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nas.arch import Arch, Block
@@ -263,6 +263,11 @@ class MobileSpace(SearchSpace):
     def op_configs(self, resolution: int | None = None, *, core_only: bool = False) -> list[OpConfig]:
         """Every op configuration of the valid points (:meth:`MobileCounter.op_configs`)."""
         return self._counter.op_configs(resolution, core_only=core_only)
+
+    def min_cost(self, cost: Callable[[OpConfig], float], resolution: int | None = None, *,
+                 core_only: bool = False) -> float:
+        """The least total per-op cost of a valid point (:meth:`MobileCounter.min_cost`)."""
+        return self._counter.min_cost(cost, resolution, core_only=core_only)
 
     def layerwise_part(self) -> LayerwisePart:
         """The layer templates of every slot, everything else fixed (a supernet's part, see

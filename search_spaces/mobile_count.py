@@ -1,5 +1,6 @@
-"""Exact counting of the ``mobile`` superspace's valid points and enumeration of the op
-configurations they use: one dynamic programme over the stages whose state is the (channels, map
+"""Exact counting of the ``mobile`` superspace's valid points, enumeration of the op
+configurations they use, and the least total of any additive per-op cost (a latency table's
+prediction) over them: one dynamic programme over the stages whose state is the (channels, map
 size) a prefix of the network ends with, the templates that fit each layer memoised.
 
 It reads a built space only through :class:`~search_spaces.mobile_tables.MobileView`, so that
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from search_spaces.mobile_tables import MobileView, scale_width, shrink
@@ -133,6 +134,68 @@ class MobileCounter:
                         for _, head in self._options("head", core_only):
                             configs.add(OpConfig(head.op, head.args, chs, size, self.space.num_classes))
         return total
+
+    def _stage_min(self, k: int, mult: float, states: dict[tuple[int, int], float], core_only: bool,
+                   cost: Callable[[OpConfig], float]) -> dict[tuple[int, int], float]:
+        """The least cost of a prefix ending in each (channels, map size) after stage ``k``, from
+        those before it (the min-plus twin of :meth:`_stage_step`)."""
+        st = self.space.stages[k]
+        depths = [n for _, n in self._options(f"s{k}.depth", core_only)]
+        strides = [v for _, v in self._options(f"s{k}.stride", core_only)] if st.extra_strides else [st.stride]
+        widths = [scale_width(w, mult) for _, w in self._options(f"s{k}.width", core_only)]
+        new: dict[tuple[int, int], float] = {}
+
+        def keep(state: tuple[int, int], value: float) -> None:
+            if value < new.get(state, math.inf):
+                new[state] = value
+
+        for (chs, size), before in states.items():
+            if 0 in depths:
+                keep((chs, size), before)
+            for stride in strides:
+                for width in widths:
+                    for ds, fitting in self._first_layers(k, chs, width, stride, core_only).items():
+                        out_size = shrink(size, stride, ds)
+                        if out_size < 1:
+                            continue
+                        first = min(cost(_config(self.space.templates[t], chs, width, stride,
+                                                 ds if self.space.templates[t].has_downsample else "standard", size))
+                                    for t in fitting)
+                        keep((width, out_size), before + first + self._cheapest_rest(k, width, out_size, depths,
+                                                                                   core_only, cost))
+        return new
+
+    def _cheapest_rest(self, k: int, width: int, size: int, depths: Sequence[int], core_only: bool,
+                       cost: Callable[[OpConfig], float]) -> float:
+        """The least cost of stage ``k``'s layers after its first, over its non-zero depths
+        (``inf`` where no depth can be filled)."""
+        per_layer = [min((cost(_config(self.space.templates[t], width, width, 1, "standard", size))
+                          for t in self._later_layers(k, j, width, core_only)), default=math.inf)
+                     for j in range(1, max(depths))]
+        return min((sum(per_layer[:n - 1]) for n in depths if n > 0), default=math.inf)
+
+    def min_cost(self, cost: Callable[[OpConfig], float], resolution: int | None = None, *,
+                 core_only: bool = False) -> float:
+        """The least ``sum of cost(op configuration)`` over the valid points at ``resolution``
+        (default: every resolution of the space), stem and head included; ``cost`` must not be
+        negative (a latency table's per-op prediction)."""
+        resolutions = [r for _, r in self._options("resolution", core_only)] if resolution is None else [resolution]
+        best = math.inf
+        for res in resolutions:
+            for _, mult in self._options("width", core_only):
+                states: dict[tuple[int, int], float] = {}
+                for _, kind in self._options("stem", core_only):
+                    for _, sw in self._options("stem_width", core_only):
+                        for _, act in self._options("stem_act", core_only):
+                            stem = stem_block(kind, scale_width(sw, mult), act)
+                            state = (stem["out_chs"], shrink(res, stem.kwargs.get("stride", 1), "standard"))
+                            states[state] = min(states.get(state, math.inf), cost(OpConfig(stem.op, stem.args, 3, res)))
+                for k in range(len(self.space.stages)):
+                    states = self._stage_min(k, mult, states, core_only, cost)
+                for (chs, size), before in states.items():
+                    for _, head in self._options("head", core_only):
+                        best = min(best, before + cost(OpConfig(head.op, head.args, chs, size, self.space.num_classes)))
+        return best
 
     def size(self, core_only: bool = False) -> int:
         """Exact number of valid points: a dynamic programme over the stages whose state is the

@@ -459,6 +459,16 @@ class SearchSpace(ABC):
         entries a latency table for this space needs. ``core_only``: of the points that use core
         values only (what sampling and mutation reach)."""
 
+    def min_cost(self, cost: Callable[[OpConfig], float], resolution: int | None = None, *,
+                 core_only: bool = False) -> float | None:
+        """The least ``sum of cost(op configuration)`` over the points of the space (stem and head
+        included; ``cost`` not negative, such as a latency table's per-op prediction), or ``None``
+        (the default) where the space cannot say without enumerating its points. Every space of
+        the package overrides it with an exact answer from its structure (``fbnet``: each layer at
+        its cheapest; ``mobile``, ``mnasnet``: dynamic programmes over their stages; ``hardnet``:
+        stages that do not interact)."""
+        return None
+
     @abstractmethod
     def skeleton(self) -> list[str]:
         """The fixed parts of the space, one line each (for ``nas space show``)."""

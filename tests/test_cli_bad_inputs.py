@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from test_search_runner import fake_table
 
+import latency_tables
 from latency_tables.predict import LatencyPredictor
 from latency_tables.table import LatencyTable
 from nas.arch import Arch
@@ -233,14 +234,32 @@ def test_a_latency_limit_under_the_fastest_network_is_refused_up_front(tmp_path,
             .replace("--data none", "--data synthetic"))
     assert run_cli(argv.split()) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "--max-latency-ms 0.001: no network of `fbnet` can meet it; the fastest is predicted at" in err
+    assert "--max-latency-ms 0.001: no network of `fbnet` can meet it; --latency-table" in err
     assert not (tmp_path / "run").exists()
     # the bound is a network of the space: every layer at its fastest candidate, as the table predicts it
     view = layerwise_view(get_space("fbnet", resolution=32, num_classes=10))
     model = LatencyModel.from_table(view, LatencyTable.load(table, check_env=False))
     quickest = [int(c.argmin()) for c in model.costs()]
     predicted = LatencyPredictor(LatencyTable.load(table, check_env=False)).predict(view.arch(quickest))
-    assert f"predicted at {predicted:.4g} ms" in err
+    assert f"predicts none under {predicted:.4g} ms" in err
+
+
+def test_a_latency_limit_under_every_mobile_network_is_refused_up_front(tmp_path, capsys) -> None:
+    """``mobile`` is conditional (its layers' shapes depend on earlier choices); a dynamic programme
+    over its stages still finds the least prediction of the shipped table, under which nothing fits."""
+    table = latency_tables.load("mobile_32_cpu", check_env=False)
+    space = get_space("mobile", resolution=32, num_classes=10)
+    predictor = LatencyPredictor(table)
+    floor = space.min_cost(predictor.op_cost_floor, core_only=True) + table.calibration.constant
+    sampled = [predictor.predict(space.sample(seed)) for seed in range(200)]
+    assert 0 < floor <= min(sampled)
+    argv = (f"search --space mobile --resolution 32 --strategy random --latency-table mobile_32_cpu --evaluator proxy "
+            f"--proxy synflow --data none --budget 2 --max-latency-ms {floor * 0.99:.4f} --quiet --no-zoo "
+            f"--out {tmp_path}/run")
+    assert run_cli(argv.split()) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no network of `mobile` can meet it" in err and f"predicts none under {floor:.4g} ms" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_table_that_misses_the_space_s_ops_is_refused_before_the_search_starts(tmp_path, table, capsys) -> None:

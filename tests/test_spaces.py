@@ -4,6 +4,7 @@ place. Parametrized over every registered space."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from nas.arch import Arch, Block
 from nas.builder import build_model
 from search_spaces import zoo
 from search_spaces.fbnet import CANDIDATES, FBNetSpace
+from search_spaces.layerwise import ViewSpace, layerwise_view
 from search_spaces.mobile import MobileSpace, Stage
 from search_spaces.mobile_tables import shrink
 from search_spaces.registry import OpConfig
@@ -249,6 +251,61 @@ def test_mobile_count_and_configs_match_brute_force() -> None:
     assert space.size(core_only=True) == core_valid
     configs = {c for a in valid for c in a.op_configs()}
     assert set(space.op_configs()) == configs
+
+
+def _toy_cost(cfg: OpConfig) -> float:
+    """A positive cost per op configuration, unrelated to its size (so the cheapest network is
+    not simply the smallest)."""
+    return 0.1 + int(hashlib.sha256(cfg.key().encode()).hexdigest()[:6], 16) / 0xFFFFFF
+
+
+def test_mobile_min_cost_matches_brute_force() -> None:
+    space = _tiny_mobile()
+    totals: dict[tuple[bool, int], list[float]] = {}
+    for point in _all_points(space):
+        try:
+            arch = space.decode(point)
+        except ValueError:
+            continue
+        total = sum(_toy_cost(c) for c in arch.op_configs())
+        core = all(v in space.choices[i].core for i, (v, on) in enumerate(zip(point, space.active(point), strict=True)) if on)
+        for core_only in (False, True) if core else (False,):
+            totals.setdefault((core_only, arch.resolution), []).append(total)
+    for core_only in (False, True):
+        assert space.min_cost(_toy_cost, core_only=core_only) == pytest.approx(
+            min(min(v) for (c, _), v in totals.items() if c == core_only))
+    for res in (4, 8):  # 4 is an extra (non-core) resolution
+        assert space.min_cost(_toy_cost, res) == pytest.approx(min(totals[(False, res)]))
+
+
+def test_fbnet_min_cost_is_every_layer_at_its_cheapest() -> None:
+    space = get_space("fbnet", resolution=32, num_classes=10)
+    view = layerwise_view(space)
+    cheapest = [min(range(len(layer)), key=lambda k, layer=layer: _toy_cost(layer.configs[k])) for layer in view.layers]
+    assert space.min_cost(_toy_cost) == pytest.approx(sum(_toy_cost(c) for c in view.arch(cheapest).op_configs()))
+    assert ViewSpace(view).min_cost(_toy_cost) == pytest.approx(space.min_cost(_toy_cost))
+
+
+@pytest.mark.parametrize("name", ["mnasnet", "hardnet"])
+def test_min_cost_of_staged_spaces_is_attained_and_beaten_by_nothing_nearby(name: str) -> None:
+    """``mnasnet`` (a programme over stage widths) and ``hardnet`` (separable stages) are too big
+    to enumerate: their least cost is that of a point, which no sampled point and no change of one
+    of its choices undercuts."""
+    space = get_space(name, resolution=64, num_classes=10)
+    floor = space.min_cost(_toy_cost)
+
+    def total(arch: Arch) -> float:
+        return sum(_toy_cost(c) for c in arch.op_configs())
+
+    assert all(total(space.sample(seed)) >= floor - 1e-9 for seed in range(100))
+    cheapest = space._decode(space.cheapest_values(_toy_cost))
+    assert total(cheapest) == pytest.approx(floor)
+    point = space.encode(cheapest)
+    for i, c in enumerate(space.choices):
+        for j in range(len(c)):
+            neighbour = (*point[:i], j, *point[i + 1:])
+            if space.is_valid(neighbour):
+                assert total(space.decode(neighbour)) >= floor - 1e-9, (c.name, c.labels[j])
 
 
 def test_tree_count_matches_enumeration() -> None:

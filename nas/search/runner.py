@@ -39,7 +39,6 @@ from latency_tables.table import LatencyTable
 from nas.arch import Arch
 from nas.io import atomic_write_json
 from nas.search.config import SearchConfig
-from nas.search.dnas.supernet import LatencyModel
 from nas.search.executors import Executor, InProcessExecutor
 from nas.search.objectives import Constraints, Objective
 from nas.search.report import fixed_points_for, ranking_basis, score_fixed_points, write_report
@@ -48,7 +47,7 @@ from nas.search.store import Record, RunStore
 from nas.search.strategies import make_strategy
 from nas.search.strategy import Strategy
 from search_spaces import zoo
-from search_spaces.layerwise import ViewSpace, layerwise_view
+from search_spaces.layerwise import ViewSpace
 from search_spaces.space import Point, SearchSpace
 from search_spaces.spaces import get_space
 
@@ -99,19 +98,23 @@ def _check_coverage(table: LatencyTable, space: SearchSpace, config: SearchConfi
 
 
 def _check_reachable(table: LatencyTable, space: SearchSpace, config: SearchConfig) -> None:
-    """Refuse, before any candidate is proposed, a latency limit under the fastest network the
-    space holds, where the table gives that network exactly: in a space that is layer-wise as a
-    whole (``fbnet``, a supernet's part of a space: ``LayerwisePart.whole``) a layer's input does
-    not depend on the other layers' choices, so the table's per-layer minima add up to the fastest
-    network. Other spaces are caught after their first candidates (:data:`MAX_FRUITLESS_START`)."""
-    part = space.layerwise_part() if config.max_latency_ms is not None else None
-    if part is None or not part.whole:
+    """Refuse, before any candidate is proposed, a latency limit under every network the space
+    holds, as the table predicts them: :meth:`SearchSpace.min_cost` of the table's per-op costs
+    (each layer at its cheapest in ``fbnet``, dynamic programmes over the stages of ``mobile`` and
+    ``mnasnet``, separable stages in ``hardnet``; the fastest network's prediction itself, or a
+    little under it where the calibration charges weights: :meth:`LatencyPredictor.op_cost_floor`).
+    A space that cannot say (``min_cost`` is ``None``) is caught after its first candidates
+    (:data:`MAX_FRUITLESS_START`)."""
+    if config.max_latency_ms is None:
         return
-    fastest, _ = LatencyModel.from_table(layerwise_view(space), table).bounds()
-    if config.max_latency_ms < fastest:
-        raise ValueError(f"--max-latency-ms {config.max_latency_ms:g}: no network of `{space.name}` can meet it; the "
-                         f"fastest is predicted at {fastest:.4g} ms by --latency-table {config.latency_table} "
-                         f"(every layer at its fastest candidate)")
+    floor = space.min_cost(LatencyPredictor(table).op_cost_floor, core_only=True)
+    if floor is None:
+        return
+    cal = table.calibration
+    floor += cal.constant if cal is not None else 0.0
+    if config.max_latency_ms < floor:
+        raise ValueError(f"--max-latency-ms {config.max_latency_ms:g}: no network of `{space.name}` can meet it; "
+                         f"--latency-table {config.latency_table} predicts none under {floor:.4g} ms")
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,26 @@ def start_archs(spec: str | None, space: SearchSpace, num_classes: int) -> list[
 
 
 @dataclass
+class _RunLoop:
+    """The working state of one :meth:`Search.run`: where its candidates go, what it replays of a
+    killed run, what is in flight, and what its stopping rules count."""
+
+    executor: Executor
+    bar: Any
+    on_record: Callable[[Record], None] | None
+    replay: deque[Record]
+    interrupted: list[Arch]
+    redo: list[Arch]
+    budget: int
+    deadline: float | None
+    pending: dict[int, tuple[Point, Arch, int, dict[str, float]]] = field(default_factory=dict)
+    ticket: int = 0
+    idle: int = 0  # proposals in a row that were duplicates or rejected
+    passed: bool = False  # a candidate got past the screen
+    rejected: list[Record] = field(default_factory=list)  # those rejected before one passed
+
+
+@dataclass
 class Search:
     """A configured search; :meth:`run` executes it (resuming whatever its store holds)."""
 
@@ -387,100 +410,30 @@ class Search:
     # ----------------------------------------------------------------------------------- run
     def run(self, executor: Executor | None = None, *, progress: bool = True,
             on_record: Callable[[Record], None] | None = None) -> RunState:
-        """Run until the budget of evaluated candidates (or the time limit) is reached."""
+        """Run until the budget of evaluated candidates (or the time limit) is reached: keep every
+        executor slot busy with proposals (:meth:`_propose`), then collect what finishes."""
         # Executors run the uncached evaluator; the driver alone reads and writes the cache.
         executor = executor or InProcessExecutor(self.score.inner)
         replay, interrupted = self._replay()
-        redo = list(self.start)
         budget = self.config.budget
-        deadline = None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s
-        pending: dict[int, tuple[Point, Arch, int, dict[str, float]]] = {}
-        ticket = 0
-        idle = 0
-        passed = False  # a candidate got past the screen
-        rejected: list[Record] = []
         bar = tqdm(total=budget, initial=min(sum(r.evaluated for r in replay), budget), desc=f"search {self.config.space}",
                    unit="cand", disable=not progress, dynamic_ncols=True)
+        loop = _RunLoop(executor, bar, on_record, replay, interrupted, list(self.start), budget,
+                        None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s)
         try:
             while True:
-                # Fill every free slot (no new work once the budget is covered or time is up).
-                while (executor.in_flight < executor.slots
-                       and self.state.evaluated + len(pending) < budget
-                       and (deadline is None or time.monotonic() < deadline)):
-                    if redo:
-                        arch = redo.pop(0)
-                        point = self.space.encode(arch)
-                    else:
-                        point = self.strategy.ask()
-                        arch = self.space.decode(point)
-                    known = self.state.by_hash.get(arch.hash())
-                    if replay and known is None and arch.hash() != replay[0].arch.hash():
-                        logger.warning("resuming: the strategy proposes other candidates than the stored run did; "
-                                       "telling it the %d stored ones left as history", len(replay))
-                        told = self._tell_history(replay)
-                        passed = passed or any(r.scored for r in told)
-                        redo[:0] = [a for a in interrupted if a.hash() not in self.state.by_hash]
-                        known = self.state.by_hash.get(arch.hash())
-                    if known is not None or any(p[1] == arch for p in pending.values()):
-                        # Already evaluated (or in flight): reuse, never evaluate twice.
-                        self.state.duplicates += 1
-                        self.strategy.tell(point, None if known is None else self._strategy_values(known))
-                        idle += 1
-                    elif replay:  # judged by the killed run: its stored outcome, as the run then went on
-                        record = replay.popleft()
-                        self.state.add(record)
-                        self.strategy.tell(point, self._strategy_values(record))
-                        if record.scored:
-                            idle = 0
-                            passed = True
-                        else:
-                            idle += 1
-                            if not passed:
-                                rejected.append(record)
-                                if len(rejected) >= MAX_FRUITLESS_START:
-                                    raise ValueError(self._fruitless(rejected))
-                        if not replay:
-                            self._update_bar(bar)
-                    else:
-                        missing = self.evaluation.missing_ops(arch) if self.config.measure_missing else []
-                        if missing:  # the screen measures them: say so while it does
-                            bar.set_postfix_str(f"measuring {len(missing)} ops missing from the latency table")
-                        metrics, reason, infeasible = self.evaluation.screen_arch(arch)
-                        if missing:
-                            self._update_bar(bar)
-                        trial = self.store.start(point, arch)
-                        if reason is not None:
-                            self.store.finish(trial, metrics, None, reason, infeasible=infeasible, at_screen=True)
-                            record = self.evaluation.rejected(trial, point, arch, metrics, reason, infeasible)
-                            self._finish(record, on_record)
-                            self.strategy.tell(point, None)
-                            idle += 1
-                            if not infeasible:
-                                bar.update(1)
-                            if not passed:
-                                rejected.append(record)
-                                if len(rejected) >= MAX_FRUITLESS_START:
-                                    raise ValueError(self._fruitless(rejected))
-                        else:
-                            idle = 0
-                            passed = True
-                            hit = self.score.lookup(arch)
-                            if hit is not None:  # scored before (by an earlier run): never submitted
-                                self._scored(point, arch, trial, metrics, hit, on_record, bar)
-                            else:
-                                pending[ticket] = (point, arch, trial, metrics)
-                                executor.submit(ticket, arch)
-                                ticket += 1
-                    if idle >= _MAX_IDLE_PROPOSALS:
-                        logger.warning("stopping: %d proposals in a row were duplicates or infeasible", idle)
+                while self._room_for_more(loop):
+                    self._propose(loop)
+                    if loop.idle >= _MAX_IDLE_PROPOSALS:
+                        logger.warning("stopping: %d proposals in a row were duplicates or infeasible", loop.idle)
                         break
-                if not pending:
+                if not loop.pending:
                     break
                 for done_ticket, result in executor.wait():
-                    point, arch, trial, metrics = pending.pop(done_ticket)
+                    point, arch, trial, metrics = loop.pending.pop(done_ticket)
                     self.score.store(arch, result)
                     self._scored(point, arch, trial, metrics, result, on_record, bar)
-                if idle >= _MAX_IDLE_PROPOSALS:
+                if loop.idle >= _MAX_IDLE_PROPOSALS:
                     break
             self._tell_history(replay)  # stored candidates past where this run stopped (a smaller budget)
         finally:
@@ -488,6 +441,97 @@ class Search:
             executor.close()
             self.strategy.close()
         return self.state
+
+    def _room_for_more(self, loop: _RunLoop) -> bool:
+        """Whether to propose now: a slot is free, the budget is not covered by what is evaluated
+        and in flight, and time is not up."""
+        return (loop.executor.in_flight < loop.executor.slots
+                and self.state.evaluated + len(loop.pending) < loop.budget
+                and (loop.deadline is None or time.monotonic() < loop.deadline))
+
+    def _next_proposal(self, loop: _RunLoop) -> tuple[Point, Arch]:
+        """The next candidate: a warm start (or one a killed run left unjudged) first, then the
+        strategy's."""
+        if loop.redo:
+            arch = loop.redo.pop(0)
+            return self.space.encode(arch), arch
+        point = self.strategy.ask()
+        return point, self.space.decode(point)
+
+    def _propose(self, loop: _RunLoop) -> None:
+        """Take one proposal: a duplicate is answered from the state, a stored outcome of a killed
+        run replayed, a new candidate screened and, if it passes, scored (cache) or submitted."""
+        point, arch = self._next_proposal(loop)
+        known = self.state.by_hash.get(arch.hash())
+        if loop.replay and known is None and arch.hash() != loop.replay[0].arch.hash():
+            self._leave_replay(loop)
+            known = self.state.by_hash.get(arch.hash())
+        if known is not None or any(p[1] == arch for p in loop.pending.values()):
+            # Already evaluated (or in flight): reuse, never evaluate twice.
+            self.state.duplicates += 1
+            self.strategy.tell(point, None if known is None else self._strategy_values(known))
+            loop.idle += 1
+        elif loop.replay:  # judged by the killed run: its stored outcome, as the run then went on
+            record = loop.replay.popleft()
+            self.state.add(record)
+            self.strategy.tell(point, self._strategy_values(record))
+            self._count(loop, record)
+            if not loop.replay:
+                self._update_bar(loop.bar)
+        else:
+            self._screen_and_submit(loop, point, arch)
+
+    def _leave_replay(self, loop: _RunLoop) -> None:
+        """The strategy proposes other candidates than the stored run did: tell it the stored
+        ones left as history and evaluate again what the killed run left unjudged."""
+        logger.warning("resuming: the strategy proposes other candidates than the stored run did; "
+                       "telling it the %d stored ones left as history", len(loop.replay))
+        told = self._tell_history(loop.replay)
+        loop.passed = loop.passed or any(r.scored for r in told)
+        loop.redo[:0] = [a for a in loop.interrupted if a.hash() not in self.state.by_hash]
+
+    def _screen_and_submit(self, loop: _RunLoop, point: Point, arch: Arch) -> None:
+        """Screen a new candidate (table latency, complexity, constraints); store a rejection, or
+        score one that passes from the cache or by submitting it to the executor."""
+        missing = self.evaluation.missing_ops(arch) if self.config.measure_missing else []
+        if missing:  # the screen measures them: say so while it does
+            loop.bar.set_postfix_str(f"measuring {len(missing)} ops missing from the latency table")
+        metrics, reason, infeasible = self.evaluation.screen_arch(arch)
+        if missing:
+            self._update_bar(loop.bar)
+        trial = self.store.start(point, arch)
+        if reason is not None:
+            self.store.finish(trial, metrics, None, reason, infeasible=infeasible, at_screen=True)
+            record = self.evaluation.rejected(trial, point, arch, metrics, reason, infeasible)
+            self._finish(record, loop.on_record)
+            self.strategy.tell(point, None)
+            if not infeasible:
+                loop.bar.update(1)
+            self._count(loop, record)
+            return
+        loop.idle = 0
+        loop.passed = True
+        hit = self.score.lookup(arch)
+        if hit is not None:  # scored before (by an earlier run): never submitted
+            self._scored(point, arch, trial, metrics, hit, loop.on_record, loop.bar)
+        else:
+            loop.pending[loop.ticket] = (point, arch, trial, metrics)
+            loop.executor.submit(loop.ticket, arch)
+            loop.ticket += 1
+
+    def _count(self, loop: _RunLoop, record: Record) -> None:
+        """Count a judged candidate toward the stopping rules: one that scored resets the idle
+        count and shows the screen can be passed; until one has, each rejection counts toward
+        :data:`MAX_FRUITLESS_START`, where the search is refused with the reasons."""
+        if record.scored:
+            loop.idle = 0
+            loop.passed = True
+            return
+        loop.idle += 1
+        if not loop.passed:
+            loop.rejected.append(record)
+            if len(loop.rejected) >= MAX_FRUITLESS_START:
+                raise ValueError(self._fruitless(loop.rejected))
 
     def _fruitless(self, rejected: list[Record]) -> str:
         """Why none of the ``rejected`` candidates (the first of the run) got past the screen, and
