@@ -33,12 +33,14 @@ import numpy as np
 import torch
 
 from evaluators.base import BaseEvaluator, Metric
+from evaluators.scorers import ScoreSettings, register_scorer
 from evaluators.trained_nets import TrainedNet
 from nas.arch import Arch, legacy_hash
 from nas.complexity import complexity
 from nas.io import JSONFileError, atomic_write_json, read_json_file
 from nas.rank_stats import kendall_tau
 from search_spaces.space import SearchSpace
+from search_spaces.spaces import get_space
 
 __all__ = ["MODELS", "FORMAT", "SHIPPED_DIR", "shipped_predictors", "resolve_predictor", "Featurizer", "Predictor",
            "fit_predictor", "PredictedAccuracy"]
@@ -320,6 +322,19 @@ class PredictedAccuracy(BaseEvaluator):
         self.featurizer = Featurizer(space)
         self._fitted_on = frozenset(predictor.fitted_on)
 
+    @classmethod
+    def from_settings(cls, s: ScoreSettings) -> PredictedAccuracy:
+        """``--evaluator predictor``: the fitted predictor of ``s.predictor``, checked against the
+        space at the search's resolution (its networks have the predictor's classes:
+        :attr:`num_classes`)."""
+        if s.predictor is None:
+            raise ValueError("predictor: the predictor evaluator needs a fitted predictor file (--predictor)")
+        predictor = Predictor.load(s.predictor)
+        if s.resolution is not None and predictor.resolution not in (None, s.resolution):
+            raise ValueError(f"predictor: {s.predictor} was fitted at resolution {predictor.resolution}, the "
+                             f"search runs at {s.resolution}")
+        return cls(predictor, get_space(s.space, resolution=s.resolution, num_classes=predictor.num_classes))
+
     def config(self) -> dict[str, Any]:
         digest = hashlib.sha256(json.dumps(self.predictor.model, sort_keys=True).encode()).hexdigest()[:16]
         return {"predictor": {"space": self.predictor.space, "data": self.predictor.data,
@@ -335,3 +350,6 @@ class PredictedAccuracy(BaseEvaluator):
         if arch.hash() in self._fitted_on or legacy_hash(arch) in self._fitted_on:
             info["note"] = "in-sample: the predictor was fitted on this network's measured top-1"
         return {"top1": float(mean[0])}, info
+
+
+register_scorer("predictor", PredictedAccuracy.from_settings, "an accuracy predictor fitted on trained networks (--predictor)")

@@ -32,6 +32,7 @@ from torch import nn
 
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.datasets import Dataset, normalise
+from evaluators.scorers import ScoreSettings, register_scorer
 from evaluators.train import check_compatible
 from nas.arch import Arch
 from nas.builder import build_model
@@ -156,6 +157,14 @@ class ZeroCostProxies(BaseEvaluator):
         self.device = torch.device(device)
         self.metrics = tuple(Metric(p, "max", "", PROXIES[p].doc) for p in proxies)
 
+    @classmethod
+    def from_settings(cls, s: ScoreSettings) -> ZeroCostProxies:
+        """``--evaluator proxy``: the configured proxy alone, on the search's device (one on this
+        machine, checked now, for an in-process search)."""
+        if s.check_device:
+            resolve_device(s.device, what="device")
+        return cls(s.data, proxies=[s.proxy], batch_size=s.batch_size, seed=s.seed, threads=s.threads, device=s.device)
+
     def config(self) -> dict[str, Any]:
         return {"proxies": list(self.proxies), "batch_size": self.batch_size, "seed": self.seed,
                 "data": None if self.data is None else self.data.describe(),
@@ -183,3 +192,6 @@ class ZeroCostProxies(BaseEvaluator):
                 torch.manual_seed(self.seed)
                 out[p] = PROXIES[p].score(build_model(arch).to(device), batch, shape)
         return out, {}
+
+
+register_scorer("proxy", ZeroCostProxies.from_settings, "a zero-cost proxy of the untrained network, one minibatch (--proxy)")

@@ -31,6 +31,7 @@ from torch import nn
 
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.datasets import Dataset, Holdout, normalise
+from evaluators.scorers import ScoreSettings, register_scorer
 from evaluators.training.engine import StepLoss
 from evaluators.training.sources import epoch_generator
 from nas.arch import Arch
@@ -250,6 +251,19 @@ class SupernetAccuracy(BaseEvaluator):
         self.device = torch.device(device)
         self.threads = check_threads(threads)
 
+    @classmethod
+    def from_settings(cls, s: ScoreSettings) -> SupernetAccuracy:
+        """``--evaluator supernet``: the trained supernet of ``s.supernet``, checked against the
+        search's space, resolution and class count."""
+        if s.supernet is None:
+            raise ValueError("supernet: the supernet evaluator needs a trained supernet (--supernet)")
+        if s.data is None:
+            raise ValueError("data: the supernet evaluator re-calibrates BatchNorm and tests on a dataset, not 'none'")
+        supernet, identity = load_supernet(s.supernet, space=s.space, resolution=s.resolution or s.data.resolution,
+                                           num_classes=s.data.num_classes)
+        return cls(supernet, s.data, identity=identity, batch_size=s.batch_size, seed=s.seed, device=s.device,
+                   threads=s.threads)
+
     def config(self) -> dict[str, Any]:
         return {"supernet": self.identity, "data": self.data.describe(), "bn_batches": self.bn_batches,
                 "batch_size": self.batch_size, "seed": self.seed,
@@ -338,3 +352,6 @@ def load_supernet(run_dir: str | Path, *, space: str, resolution: int, num_class
         raise ValueError(f"supernet: {weights}: not readable as the weights of this supernet, the file may be "
                          f"damaged ({type(exc).__name__}: {first})") from None
     return supernet, {**trained, "recipe": identity.get("recipe"), "data": identity.get("data")}
+
+
+register_scorer("supernet", SupernetAccuracy.from_settings, "inherited weights of a trained one-shot supernet (--supernet)")

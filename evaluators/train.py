@@ -17,13 +17,14 @@ import torch
 
 from evaluators.base import BaseEvaluator, Metric
 from evaluators.datasets import Dataset
+from evaluators.scorers import ScoreSettings, register_scorer
 from evaluators.training.engine import Diverged, Trainer
 from evaluators.training.plan import ExecutionPlan, plan_for
 from evaluators.training.recipe import TrainConfig
 from evaluators.training.sources import InMemoryBatches
 from nas.arch import Arch
 from nas.builder import LiteNet, build_model
-from nas.runtime import check_threads
+from nas.runtime import check_threads, resolve_device
 
 __all__ = ["TrainConfig", "TrainOutcome", "Diverged", "TrainedAccuracy", "check_compatible", "build_seeded",
            "train_and_evaluate"]
@@ -115,6 +116,17 @@ class TrainedAccuracy(BaseEvaluator):
         return plan_for(self.device, precision=self.precision, memory_format=self.memory_format,
                         threads=self.threads, resolution=self.data.resolution)
 
+    @classmethod
+    def from_settings(cls, s: ScoreSettings) -> TrainedAccuracy:
+        """``--evaluator train``: ``train_epochs`` of the training loop of ``nas train`` on the
+        search's device (one on this machine, checked now, for an in-process search)."""
+        if s.check_device:
+            resolve_device(s.device, what="device")
+        if s.data is None:
+            raise ValueError("data: the train evaluator needs a dataset (a path or 'synthetic'), not 'none'")
+        return cls(s.data, TrainConfig(epochs=s.train_epochs, batch_size=s.batch_size, seed=s.seed), device=s.device,
+                   threads=s.threads, progress=False)
+
     def config(self) -> dict[str, Any]:
         return {"data": self.data.describe(), "train": self.train_config.to_dict(), "device": self.device.type,
                 "precision": self.precision, "memory_format": self.memory_format, "engine": 2}
@@ -128,3 +140,6 @@ class TrainedAccuracy(BaseEvaluator):
         out = train_and_evaluate(arch, self.data, self.train_config, plan=plan, progress=self.progress)
         return {"top1": out.top1}, {"plan": plan.describe(), "top5": out.top5, "test_loss": out.test_loss, "train_loss": out.train_loss,
                                     "loss_curve": list(out.loss_curve), "steps": out.steps}
+
+
+register_scorer("train", TrainedAccuracy.from_settings, "top-1 after short training (--train-epochs)")

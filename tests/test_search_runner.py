@@ -9,13 +9,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 import torch
 
+from evaluators import scorers
+from evaluators.base import BaseEvaluator, Metric
+from evaluators.scorers import ScoreSettings, register_scorer
 from latency_tables.measure import Settings
 from latency_tables.table import LatencyTable, Timing
+from nas.arch import Arch
+from nas.builder import build_model
 from nas.cli import main
 from nas.search.config import SearchConfig
 from nas.search.dnas.supernet import LatencyModel
@@ -69,6 +75,38 @@ def test_search_runs_end_to_end_and_writes_the_run_directory(tmp_path, table) ->
     # Every result is in the Optuna study (what optuna-dashboard shows).
     study = optuna.load_study(study_name="litenas-search", storage=cfg.storage_url)
     assert len([t for t in study.trials if t.state.is_finished()]) >= 8
+
+
+class FewerParams(BaseEvaluator):
+    """A score evaluator from outside the package: ``top1`` is minus the parameter count."""
+
+    name = "fewer-params"
+    metrics = (Metric("top1", "max", "", "minus the parameters"),)
+
+    def __init__(self, settings: ScoreSettings):
+        self.settings = settings
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def compute(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any]]:
+        return {"top1": -float(sum(p.numel() for p in build_model(arch).parameters()))}, {}
+
+
+def test_a_registered_score_evaluator_ranks_a_search(tmp_path, table, monkeypatch) -> None:
+    monkeypatch.setattr(scorers, "_SCORERS", dict(scorers._SCORERS))
+    register_scorer("fewer-params", FewerParams, "minus the parameter count")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_scorer("fewer-params", FewerParams, "again")
+    cfg = config(tmp_path, table, evaluator="fewer-params", proxy=None, budget=4)
+    search = Search.from_config(cfg)
+    assert isinstance(search.evaluation.score.inner, FewerParams)
+    settings = search.evaluation.score.inner.settings
+    assert (settings.space, settings.resolution, settings.seed, settings.data.num_classes) == ("fbnet", RES, 0, 10)
+    state = search.run(progress=False)
+    assert state.evaluated == 4 and all(r.metrics["top1"] == -r.metrics["params"] for r in state.records if r.evaluated)
+    with pytest.raises(ValueError, match="evaluator: .nope. is not one of .*fewer-params"):
+        config(tmp_path, table, evaluator="nope")
 
 
 def test_constraints_reject_before_evaluation(tmp_path, table) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import latency_tables
 from evaluators.predictor import Predictor, resolve_predictor, shipped_predictors
+from evaluators.scorers import scorer_names
 from nas.checks import is_int, is_real
 from nas.io import read_text_file
 from nas.search.dnas_settings import DNASSettings
@@ -62,7 +63,6 @@ DNAS_STRATEGIES = ("fbnet", "proxyless")
 """Differentiable strategies (:mod:`nas.search.dnas`): they train a supernet in their own loop
 instead of proposing candidates one by one."""
 STRATEGIES = (*strategy_names(), *DNAS_STRATEGIES)
-EVALUATORS = ("proxy", "train", "predictor", "supernet")
 OBJECTIVES = ("reward", "pareto")
 EXECUTORS = ("inprocess", "ray")
 
@@ -249,7 +249,7 @@ class SearchConfig:
             _check_type(f.name, getattr(self, f.name), f.type)
         self._resolve_defaults()
         _one_of("strategy", self.strategy, STRATEGIES)
-        _one_of("evaluator", self.evaluator, EVALUATORS)
+        _one_of("evaluator", self.evaluator, scorer_names())  # as registered: evaluators.scorers
         _one_of("objective", self.objective, OBJECTIVES)
         _one_of("executor", self.executor, EXECUTORS)
         for name in RANGES:

@@ -2,20 +2,17 @@
 a zero-cost proxy, short training, an accuracy predictor or a supernet's inherited weights.
 
 It sits in the search layer because it reads :class:`~nas.search.config.SearchConfig`; the
-evaluators themselves (:mod:`evaluators`) know nothing of a search's configuration.
+evaluators themselves (:mod:`evaluators`) know nothing of it: each registers a constructor from
+:class:`~evaluators.scorers.ScoreSettings` (:mod:`evaluators.scorers`), which this module fills.
 """
 
 from __future__ import annotations
 
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset, Holdout, load_dataset, synthetic
-from evaluators.predictor import PredictedAccuracy, Predictor
-from evaluators.proxies import ZeroCostProxies
-from evaluators.supernet import SupernetAccuracy, load_supernet, supernet_holdout
-from evaluators.train import TrainConfig, TrainedAccuracy
-from nas.runtime import resolve_device
+from evaluators.scorers import ScoreSettings, make_scorer
+from evaluators.supernet import supernet_holdout
 from nas.search.config import SearchConfig
-from search_spaces.spaces import get_space
 
 SYNTHETIC_CLASSES = 10
 
@@ -62,32 +59,12 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
 
 
 def make_score_evaluator(config: SearchConfig, data: Dataset | None, resolution: int | None = None) -> Evaluator:
-    """``proxy``: the configured zero-cost proxy on one minibatch; ``train``: short training (the
-    training loop of ``nas train``); both run on the search's device (in-process, a device that is
-    not on this machine is a ``ValueError`` now rather than a failed candidate later).
-    ``predictor``: the fitted accuracy predictor, checked against the space at ``resolution`` (its
-    architectures have the predictor's classes: :attr:`PredictedAccuracy.num_classes`)."""
-    if config.evaluator == "predictor":
-        predictor = Predictor.load(config.predictor)  # type: ignore[arg-type]  (validated by SearchConfig)
-        if resolution is not None and predictor.resolution not in (None, resolution):
-            raise ValueError(f"predictor: {config.predictor} was fitted at resolution {predictor.resolution}, the "
-                             f"search runs at {resolution}")
-        space = get_space(config.space, resolution=resolution, num_classes=predictor.num_classes)
-        return PredictedAccuracy(predictor, space)
-    device = config.evaluation_device
-    if config.evaluator == "supernet":
-        if data is None:
-            raise ValueError("data: the supernet evaluator re-calibrates BatchNorm and tests on a dataset, not 'none'")
-        supernet, identity = load_supernet(config.supernet, space=config.space,  # type: ignore[arg-type]
-                                           resolution=resolution or data.resolution, num_classes=data.num_classes)
-        return SupernetAccuracy(supernet, data, identity=identity, batch_size=config.batch_size, seed=config.seed,
-                                device=device, threads=config.threads)
-    if config.executor == "inprocess":
-        resolve_device(device, what="device")
-    if config.evaluator == "proxy":
-        return ZeroCostProxies(data, proxies=[config.proxy], batch_size=config.batch_size, seed=config.seed,
-                               threads=config.threads, device=device)
-    if data is None:
-        raise ValueError("data: the train evaluator needs a dataset (a path or 'synthetic'), not 'none'")
-    train = TrainConfig(epochs=config.train_epochs, batch_size=config.batch_size, seed=config.seed)
-    return TrainedAccuracy(data, train, device=device, threads=config.threads, progress=False)
+    """The search's ``--evaluator``, built by its registration (:mod:`evaluators.scorers`) from
+    the part of ``config`` score evaluators read; candidates run on the search's device (for an
+    in-process search one that is not on this machine is a ``ValueError`` now rather than a
+    failed candidate later)."""
+    return make_scorer(config.evaluator, ScoreSettings(  # type: ignore[arg-type]  (resolved by SearchConfig)
+        space=config.space, data=data, resolution=resolution, device=config.evaluation_device,
+        check_device=config.executor == "inprocess", threads=config.threads, batch_size=config.batch_size,
+        seed=config.seed, proxy=config.proxy, train_epochs=config.train_epochs, predictor=config.predictor,
+        supernet=config.supernet))
