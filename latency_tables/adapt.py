@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from latency_tables.check import run_probe
@@ -33,6 +34,7 @@ from latency_tables.device import fingerprint
 from latency_tables.measure import Settings, measure_archs
 from latency_tables.predict import (
     LatencyPredictor,
+    control_reference,
     fit_calibration,
     loo_predictions,
     measurement_records,
@@ -58,12 +60,14 @@ def adapt(source: LatencyTable, archs: Sequence[Arch], fixed_points: dict[str, A
     before = [predictor.predict(a) for _, a in nets]
     settings = Settings(**source.settings_identity(), **(harness or {}))
     started = time.monotonic()
+    control_ms: list[float] = []
     timings = measure_archs([a for _, a in nets], settings, passes=passes, progress=progress, desc="adapting",
-                            control=control)
+                            control=control, control_ms=control_ms)
     probe = run_probe(source)
     seconds = time.monotonic() - started
     measured = [t.median_ms for t in timings]
     cal = fit_calibration(feats, measured, method, measurement_records([a for _, a in nets], feats, measured))
+    cal = replace(cal, reference=control_reference([a for _, a in nets], control_ms))
     loo = loo_predictions(cal.method, feats, measured, ridge=cal.ridge)
 
     def figures(pred: Sequence[float], zoo: bool) -> dict[str, Any]:

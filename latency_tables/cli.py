@@ -278,7 +278,8 @@ def _run_validate(args: argparse.Namespace) -> int:
     if drift:
         print(f"{'drift control':>17}: {drift['chunks']} groups, control network {drift['control_ms_min']:.2f}-"
               f"{drift['control_ms_max']:.2f} ms (median {drift['control_ms_median']:.2f}); every group scaled to "
-              "the median")
+              + ("the median" if not drift["table_units"] else
+                 f"the table's reference, {drift['speed_vs_table']:.2f}x the speed this machine ran at then"))
     print(f"report: {report_path}" + (f"  plot: {plot_path}" if plot_path else ""))
     return 0
 

@@ -363,6 +363,7 @@ def control_arch(archs: Sequence[Arch]) -> Arch:
 
 def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, passes: int = 3,
                   progress: bool = True, desc: str = "networks", seed: int = 0, control: bool = True,
+                  control_net: Arch | None = None, anchor_ms: float | None = None,
                   control_ms: list[float] | None = None) -> list[Timing]:
     """Time whole networks, ``chunk`` at a time interleaved, in ``passes`` passes over the list.
 
@@ -378,14 +379,17 @@ def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, 
     default) every chunk also times a control network (:func:`control_arch`), interleaved with
     the chunk's, and each network's figures are scaled by the control's median over all chunks
     divided by its time in that chunk: the networks are reported at the machine's typical speed
-    over the run, whatever it ran at while their chunk was timed. ``control_ms`` (a list) receives
+    over the run, whatever it ran at while their chunk was timed. ``control_net`` replaces the
+    control and ``anchor_ms`` its median as the yardstick: with a table's recorded reference
+    (:attr:`~latency_tables.table.Calibration.reference`) the networks come out in the units of
+    the table's calibration, at the speed the machine had then. ``control_ms`` (a list) receives
     the control's time in every chunk (its spread is the drift the control took out).
     """
     if passes < 1:
         raise ValueError(f"passes must be >= 1, got {passes}")
     per_pass: list[dict[int, tuple[Timing, float]]] = [{} for _ in range(passes)]
     rng = np.random.default_rng(seed)
-    reference = control_arch(archs) if control and archs else None
+    reference = (control_net or control_arch(archs)) if control and archs else None
     reference_item = None if reference is None else (
         build_model(reference), (settings.batch_size, reference.in_chans, reference.resolution, reference.resolution))
     refs: list[float] = []
@@ -402,7 +406,7 @@ def measure_archs(archs: Sequence[Arch], settings: Settings, *, chunk: int = 4, 
                 for i, t in zip(idx, got, strict=True):
                     per_pass[p][i] = (t, ref)
                 bar.update(len(idx))
-    anchor = float(np.median(refs)) if reference_item is not None else 1.0
+    anchor = 1.0 if reference_item is None else float(np.median(refs)) if anchor_ms is None else anchor_ms
     if control_ms is not None and reference_item is not None:
         control_ms.extend(refs)
     return [combine_passes([_scaled(t, anchor / ref) for t, ref in (per_pass[p][i] for p in range(passes))])

@@ -41,12 +41,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from latency_tables.measure import Settings, measure_archs, measure_ops
+from latency_tables.measure import Settings, control_arch, measure_archs, measure_ops
 from latency_tables.table import (
     CALIBRATION_FEATURES,
     CLASS_PREFIX,
@@ -78,7 +78,8 @@ MIN_CLASS_NETWORKS = 3
 """An op class gets its own scale only when this many fitted networks contain it."""
 
 __all__ = ["METHODS", "FEATURES", "RIDGE_GRID", "Fit", "features", "op_params", "fit", "fit_calibration",
-           "loo_predictions", "LatencyPredictor", "source_units", "measurement_records", "calibrate"]
+           "loo_predictions", "LatencyPredictor", "source_units", "measurement_records", "control_reference",
+           "calibrate"]
 
 
 @dataclass(frozen=True)
@@ -345,8 +346,18 @@ def calibrate(table: LatencyTable, archs: Sequence[Arch], *, method: str = "auto
     settings = Settings(**table.settings_identity(), **(harness or {}))
     predictor = LatencyPredictor(table, measure_missing=measure_missing)
     feats = [predictor.features(a) for a in archs]
-    timings = measure_archs(archs, settings, passes=passes, progress=progress, desc="calibrating", control=control)
+    control_ms: list[float] = []
+    timings = measure_archs(archs, settings, passes=passes, progress=progress, desc="calibrating", control=control,
+                            control_ms=control_ms)
     measured = [t.median_ms for t in timings]
     cal = fit_calibration(feats, measured, method, measurement_records(archs, feats, measured))
-    table.calibration = cal
-    return cal
+    table.calibration = replace(cal, reference=control_reference(archs, control_ms))
+    return table.calibration
+
+
+def control_reference(archs: Sequence[Arch], control_ms: Sequence[float]) -> dict[str, Any] | None:
+    """What a calibration records of the drift control its networks were timed beside (``None``
+    when they were timed without one): :attr:`~latency_tables.table.Calibration.reference`."""
+    if not control_ms:
+        return None
+    return {"arch": control_arch(archs).to_str(), "ms": float(np.median(control_ms))}

@@ -153,6 +153,10 @@ class Calibration:
     weighted by that class's deviation from the ``sum`` coefficient; a class the fit did not
     see weighs 0). ``ridge`` is the penalty the per-class deviations were fitted under.
     ``records`` keeps the measurements the fit used, so it can be re-fitted or audited.
+    ``reference`` is the drift control those measurements were timed beside
+    (:func:`~latency_tables.measure.measure_archs`): its architecture and its median time then
+    (``{"arch": ..., "ms": ...}``), the yardstick that later measurements are put in the
+    table's units by (``nas latency validate``).
 
     The model is a sum over ops plus a constant, so it is written per op as well
     (:meth:`op_cost`, :attr:`constant`): a network's prediction and a differentiable search's
@@ -166,6 +170,7 @@ class Calibration:
     records: list[dict[str, Any]] = field(default_factory=list)
     created: str = ""
     ridge: float | None = None
+    reference: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,9 +183,14 @@ class Calibration:
             coef = {str(k): float(v) for k, v in data["coef"].items()}
             loo = {str(k): float(v) for k, v in data.get("loo_mape", {}).items()}
             ridge = data.get("ridge")
+            reference = data.get("reference")
+            if reference is not None:
+                reference = {"arch": str(reference["arch"]), "ms": float(reference["ms"])}
+                if not (math.isfinite(reference["ms"]) and reference["ms"] > 0):
+                    raise ValueError(f"reference ms must be a positive number, got {reference['ms']}")
             out = cls(str(data["method"]), coef, float(data["fit_mape"]), loo,
                       list(data.get("records", [])), str(data.get("created", "")),
-                      None if ridge is None else float(ridge))
+                      None if ridge is None else float(ridge), reference)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TableError(f"{where}: malformed 'calibration' ({type(exc).__name__}: {exc})") from None
         if not all(math.isfinite(v) for v in coef.values()):

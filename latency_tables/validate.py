@@ -102,7 +102,13 @@ def validate(
     """Predict and measure ``archs`` (and ``fixed_points``) in ``rounds`` independent rounds of
     ``passes`` passes each, with the drift ``control`` of
     :func:`latency_tables.measure.measure_archs` (its spread over the chunks goes to the report's
-    ``drift``; see also the module doc); return the report as a JSON-ready dict."""
+    ``drift``; see also the module doc); return the report as a JSON-ready dict.
+
+    A table whose calibration recorded its control (:attr:`Calibration.reference`) is validated
+    in its own units: the same control network is timed beside every group and scaled to the time
+    it had then, so a machine that runs 8% slower today than when the table was calibrated (a
+    shared VM does, for minutes to hours) does not read as an 8% error of the table; the report's
+    ``drift.speed_vs_table`` says how fast the machine ran against then."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     fixed = dict(fixed_points or {})
@@ -113,9 +119,13 @@ def validate(
     predicted = [predictor.predict(a) for _, _, a in entries]
     settings = Settings(**table.settings_identity(), **(harness or {}))
     control_ms: list[float] = []
+    cal = table.calibration
+    reference = cal.reference if control and cal is not None else None
+    control_net = Arch.from_str(reference["arch"]) if reference else None
     per_round = [measure_archs([a for _, _, a in entries], settings, passes=passes, progress=progress,
                                desc="validating" if rounds == 1 else f"validating, round {r + 1}/{rounds}", seed=r,
-                               control=control, control_ms=control_ms)
+                               control=control, control_net=control_net,
+                               anchor_ms=reference["ms"] if reference else None, control_ms=control_ms)
                  for r in range(rounds)]
     records = []
     for i, ((name, kind, arch), f, pred) in enumerate(zip(entries, feats, predicted, strict=True)):
@@ -131,7 +141,6 @@ def validate(
         rs = [r for r in records if r["kind"] == kind]
         return metrics([r[field] for r in rs], [r["measured_ms"] for r in rs])
 
-    cal = table.calibration
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -141,9 +150,10 @@ def validate(
         "calibration": None if cal is None else {"method": cal.method, "coef": cal.coef},
         "harness": {**settings.harness(), "passes": passes, "rounds": rounds, "control": control},
         "drift": None if not control_ms else {
-            "control": control_arch([a for _, _, a in entries]).hash(), "chunks": len(control_ms),
+            "control": (control_net or control_arch([a for _, _, a in entries])).hash(), "chunks": len(control_ms),
             "control_ms_min": min(control_ms), "control_ms_median": float(np.median(control_ms)),
-            "control_ms_max": max(control_ms)},
+            "control_ms_max": max(control_ms), "table_units": reference is not None,
+            "speed_vs_table": None if reference is None else reference["ms"] / float(np.median(control_ms))},
         "metrics": figures("random", "predicted_ms"),
         "metrics_uncalibrated": figures("random", "sum_ms"),
         "metrics_fixed_points": figures("zoo", "predicted_ms"),

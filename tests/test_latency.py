@@ -451,6 +451,38 @@ def test_drift_control_takes_out_a_machine_that_slows_down(monkeypatch):
     assert groups == [2, 2, 1] and max(raw_ratios) == pytest.approx(1.4 * min(raw_ratios))
 
 
+def test_a_table_records_its_control_and_is_validated_in_its_units(tmp_path, monkeypatch):
+    """Calibrated while the machine ran at one speed, validated while it runs half as fast: with
+    the recorded reference the networks read as they did then, and the report says how much
+    slower the machine is now."""
+    from latency_tables import measure
+    from latency_tables.predict import calibrate
+
+    archs = [tiny_arch(width=w) for w in (8, 16, 24, 32, 40)]
+    base = {a.hash(): 1.0 + i for i, a in enumerate(archs)}
+    table = table_for(archs, path=tmp_path / "t.json")
+    slowness = [1.0]
+    monkeypatch.setattr(measure, "build_model", lambda arch: base[arch.hash()])
+    monkeypatch.setattr(measure, "measure_modules",
+                        lambda items, settings: [Timing(b * slowness[0], b * slowness[0], b * slowness[0], 1)
+                                                 for b, _ in items])
+    cal = calibrate(table, archs, method="linear", passes=1, progress=False)
+    control = measure.control_arch(archs)
+    assert cal.reference == {"arch": control.to_str(), "ms": base[control.hash()]}
+    table.save()
+    assert LatencyTable.load(tmp_path / "t.json").calibration.reference == cal.reference
+    slowness[0] = 2.0
+    report = validate(table, archs, passes=1, progress=False)
+    assert [r["measured_ms"] for r in report["records"]] == pytest.approx([base[a.hash()] for a in archs])
+    assert report["drift"]["table_units"] and report["drift"]["speed_vs_table"] == pytest.approx(0.5)
+    bad = {**cal.to_dict(), "reference": {"arch": control.to_str(), "ms": -1.0}}
+    with pytest.raises(TableError, match="reference ms must be a positive number"):
+        Calibration.from_dict(bad, "t.json")
+    plain = validate(table, archs, passes=1, progress=False, control=False)
+    assert [r["measured_ms"] for r in plain["records"]] == pytest.approx([2 * base[a.hash()] for a in archs])
+    assert plain["drift"] is None
+
+
 def test_repeatability_shares_and_spread():
     recs = [{"rounds_ms": [10.0, 10.4]}, {"rounds_ms": [10.0, 12.5]}, {"rounds_ms": [8.0, 8.0, 8.6]}, {"measured_ms": 3.0}]
     r = repeatability(recs)
