@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from search_spaces.mobile_tables import MobileView, scale_width, shrink
@@ -62,15 +62,42 @@ class MobileCounter:
             got = self._later_memo[key] = self._fitter.fitting(options, width, width, 1, "standard")
         return got
 
+    def _stage_options(self, k: int, mult: float, core_only: bool) -> tuple[list[int], list[int], list[int]]:
+        """Stage ``k``'s depths, first strides and (scaled) widths."""
+        st = self.space.stages[k]
+        depths = [n for _, n in self._options(f"s{k}.depth", core_only)]
+        strides = [v for _, v in self._options(f"s{k}.stride", core_only)] if st.extra_strides else [st.stride]
+        widths = [scale_width(w, mult) for _, w in self._options(f"s{k}.width", core_only)]
+        return depths, strides, widths
+
+    def _transitions(self, k: int, chs: int, size: int, strides: Sequence[int], widths: Sequence[int],
+                     core_only: bool) -> Iterator[tuple[int, int, str, list[int], int]]:
+        """Every way stage ``k``'s first layer can take a ``chs`` x ``size`` input:
+        ``(stride, width, downsampling kind, fitting templates, output size)``."""
+        for stride in strides:
+            for width in widths:
+                for ds, fitting in self._first_layers(k, chs, width, stride, core_only).items():
+                    out_size = shrink(size, stride, ds)
+                    if out_size >= 1:
+                        yield stride, width, ds, fitting, out_size
+
+    def _stems(self, res: int, mult: float, core_only: bool) -> Iterator[tuple[OpConfig, tuple[int, int]]]:
+        """Every stem at input ``res`` and width multiplier ``mult``: its op configuration and the
+        (channels, map size) it ends with."""
+        for _, kind in self._options("stem", core_only):
+            for _, sw in self._options("stem_width", core_only):
+                for _, act in self._options("stem_act", core_only):
+                    stem = stem_block(kind, scale_width(sw, mult), act)
+                    yield (OpConfig(stem.op, stem.args, 3, res),
+                           (stem["out_chs"], shrink(res, stem.kwargs.get("stride", 1), "standard")))
+
     def _stage_step(self, k: int, mult: float, states: Counter[tuple[int, int]], core_only: bool,
                     configs: set[OpConfig] | None = None, seen: set[tuple[Any, ...]] | None = None,
                     ) -> Counter[tuple[int, int]]:
         """Prefix counts per (channels, map size) after stage ``k`` from those before it; with
         ``configs``, also collects the op configurations the stage's layers take."""
         st = self.space.stages[k]
-        depths = [n for _, n in self._options(f"s{k}.depth", core_only)]
-        strides = [v for _, v in self._options(f"s{k}.stride", core_only)] if st.extra_strides else [st.stride]
-        widths = [scale_width(w, mult) for _, w in self._options(f"s{k}.width", core_only)]
+        depths, strides, widths = self._stage_options(k, mult, core_only)
         # Ways to fill layers 1..n-1 of the stage, per width and depth n.
         later: dict[tuple[int, int], int] = {}
         for width in set(widths):
@@ -82,17 +109,11 @@ class MobileCounter:
         for (chs, size), count in states.items():
             if 0 in depths:
                 new[(chs, size)] += count
-            for stride in strides:
-                for width in widths:
-                    for ds, fitting in self._first_layers(k, chs, width, stride, core_only).items():
-                        out_size = shrink(size, stride, ds)
-                        if out_size < 1:
-                            continue
-                        rest = sum(later[(width, n)] for n in depths if n > 0)
-                        new[(width, out_size)] += count * len(fitting) * rest
-                        if configs is not None:
-                            self._collect(k, chs, width, size, out_size, stride, ds, fitting, depths, core_only,
-                                          configs, seen)
+            for stride, width, ds, fitting, out_size in self._transitions(k, chs, size, strides, widths, core_only):
+                rest = sum(later[(width, n)] for n in depths if n > 0)
+                new[(width, out_size)] += count * len(fitting) * rest
+                if configs is not None:
+                    self._collect(k, chs, width, size, out_size, stride, ds, fitting, depths, core_only, configs, seen)
         return new
 
     def _collect(self, k: int, chs: int, width: int, size: int, out_size: int, stride: int, ds: str,
@@ -118,14 +139,10 @@ class MobileCounter:
         for res in resolutions:
             for _, mult in self._options("width", core_only):
                 states: Counter[tuple[int, int]] = Counter()
-                for _, kind in self._options("stem", core_only):
-                    for _, sw in self._options("stem_width", core_only):
-                        for _, act in self._options("stem_act", core_only):
-                            stem = stem_block(kind, scale_width(sw, mult), act)
-                            size = shrink(res, stem.kwargs.get("stride", 1), "standard")
-                            states[(stem["out_chs"], size)] += 1
-                            if configs is not None:
-                                configs.add(OpConfig(stem.op, stem.args, 3, res))
+                for stem, state in self._stems(res, mult, core_only):
+                    states[state] += 1
+                    if configs is not None:
+                        configs.add(stem)
                 for k in range(len(self.space.stages)):
                     states = self._stage_step(k, mult, states, core_only, configs, seen)
                 total += sum(states.values())
@@ -139,10 +156,7 @@ class MobileCounter:
                    cost: Callable[[OpConfig], float]) -> dict[tuple[int, int], float]:
         """The least cost of a prefix ending in each (channels, map size) after stage ``k``, from
         those before it (the min-plus twin of :meth:`_stage_step`)."""
-        st = self.space.stages[k]
-        depths = [n for _, n in self._options(f"s{k}.depth", core_only)]
-        strides = [v for _, v in self._options(f"s{k}.stride", core_only)] if st.extra_strides else [st.stride]
-        widths = [scale_width(w, mult) for _, w in self._options(f"s{k}.width", core_only)]
+        depths, strides, widths = self._stage_options(k, mult, core_only)
         new: dict[tuple[int, int], float] = {}
 
         def keep(state: tuple[int, int], value: float) -> None:
@@ -152,17 +166,11 @@ class MobileCounter:
         for (chs, size), before in states.items():
             if 0 in depths:
                 keep((chs, size), before)
-            for stride in strides:
-                for width in widths:
-                    for ds, fitting in self._first_layers(k, chs, width, stride, core_only).items():
-                        out_size = shrink(size, stride, ds)
-                        if out_size < 1:
-                            continue
-                        first = min(cost(_config(self.space.templates[t], chs, width, stride,
-                                                 ds if self.space.templates[t].has_downsample else "standard", size))
-                                    for t in fitting)
-                        keep((width, out_size), before + first + self._cheapest_rest(k, width, out_size, depths,
-                                                                                   core_only, cost))
+            for stride, width, ds, fitting, out_size in self._transitions(k, chs, size, strides, widths, core_only):
+                first = min(cost(_config(self.space.templates[t], chs, width, stride,
+                                         ds if self.space.templates[t].has_downsample else "standard", size))
+                            for t in fitting)
+                keep((width, out_size), before + first + self._cheapest_rest(k, width, out_size, depths, core_only, cost))
         return new
 
     def _cheapest_rest(self, k: int, width: int, size: int, depths: Sequence[int], core_only: bool,
@@ -184,12 +192,8 @@ class MobileCounter:
         for res in resolutions:
             for _, mult in self._options("width", core_only):
                 states: dict[tuple[int, int], float] = {}
-                for _, kind in self._options("stem", core_only):
-                    for _, sw in self._options("stem_width", core_only):
-                        for _, act in self._options("stem_act", core_only):
-                            stem = stem_block(kind, scale_width(sw, mult), act)
-                            state = (stem["out_chs"], shrink(res, stem.kwargs.get("stride", 1), "standard"))
-                            states[state] = min(states.get(state, math.inf), cost(OpConfig(stem.op, stem.args, 3, res)))
+                for stem, state in self._stems(res, mult, core_only):
+                    states[state] = min(states.get(state, math.inf), cost(stem))
                 for k in range(len(self.space.stages)):
                     states = self._stage_min(k, mult, states, core_only, cost)
                 for (chs, size), before in states.items():
