@@ -11,13 +11,67 @@ Importing :mod:`evaluators` registers every shipped one: ``proxy`` (a zero-cost 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from evaluators.base import Evaluator
 from evaluators.datasets import Dataset
+from nas.settings import Component, setting
 
-__all__ = ["ScoreSettings", "Scorer", "register_scorer", "scorer_names", "get_scorer", "make_scorer"]
+__all__ = ["EvaluatorConfig", "ScoreSettings", "Scorer", "register_scorer", "scorer_names", "get_scorer", "make_scorer"]
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig(Component):
+    """How good a search's candidates are: the score evaluator, the data it ranks on and where it
+    runs. Keys left unset (``None``) are resolved by the search's configuration from the others and
+    the shipped data (see each key's help)."""
+
+    title: ClassVar[str] = "how good a candidate is"
+
+    name: str | None = setting(
+        None,
+        "proxy (zero-cost, seconds) | train (short training) | predictor (an accuracy predictor fitted on"
+        " trained networks, milliseconds; see `nas predictor`) | supernet (inherited weights of a trained"
+        " supernet; see `nas supernet`) (default: the one --predictor, --supernet or --proxy/--data "
+        "imply; with none of them, predictor when a shipped predictor covers --space, else proxy)", key="evaluator")
+    proxy: str | None = setting(
+        None, "zero-cost proxy for --evaluator proxy: naswot | synflow | grad_norm | snip (default: naswot)")
+    predictor: str | None = setting(
+        None,
+        "accuracy predictor for --evaluator predictor: a file (`nas predictor fit`) or a shipped name "
+        "(`nas predictor list`) (default: the shipped predictor of --space at --resolution)")
+    supernet: str | None = setting(
+        None,
+        "`nas supernet train` directory for --evaluator supernet: candidates are scored by inherited "
+        "weights after BatchNorm re-calibration, and the search runs over the supernet's part of the "
+        "space")
+    data: str | None = setting(
+        None,
+        "'none' (data-free proxies: synflow), 'synthetic' (random images: smoke tests only), or a dataset"
+        " path (image folders, .tar.gz, CIFAR pickles, Fashion-MNIST) (default: none with --evaluator "
+        "predictor, which reads no images, else synthetic)")
+    train_epochs: int = setting(1, "epochs per candidate with --evaluator train", range=(1, True, math.inf))
+    train_per_class: int | None = setting(
+        500, "training images per class taken from the dataset (after the held-out split)", range=(1, True, math.inf))
+    test_per_class: int | None = setting(
+        None,
+        "images per class split off the training set to rank candidates (the test set is never used by a "
+        "search; with --evaluator supernet, drawn from the images it held out) (default: a tenth of the "
+        "smallest class)", range=(1, True, math.inf))
+    batch_size: int = setting(64, "minibatch size (proxy batch, training batch)", range=(1, True, math.inf))
+    threads: int | None = setting(1, "torch CPU threads per evaluation", volatile=True, range=(1, True, math.inf))
+    device: str | None = setting(
+        None,
+        "torch device of every evaluation and of a fbnet/proxyless supernet: cpu | cuda | cuda:N | mps "
+        "(default: cuda when --num-gpus > 0 under --executor ray, else cpu)", volatile=True)
+
+    @property
+    def data_free(self) -> bool:
+        """Whether the evaluator reads no images (the predictor; the SynFlow proxy)."""
+        return self.name == "predictor" or (self.name == "proxy" and self.proxy == "synflow")
 
 
 @dataclass(frozen=True)

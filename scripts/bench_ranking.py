@@ -366,7 +366,7 @@ def _proxy(name: str, ctx: Context) -> Estimator:
 def _as_search_scores(ctx: Context, **settings: Any) -> Evaluator:
     """The evaluator a ``nas search`` of ``mobile``@32 on ``ctx.data_path`` with ``settings`` ranks
     by (its defaults otherwise): the held-out split of the training set, never the test set."""
-    config = SearchConfig(space=SPACE, resolution=RESOLUTION, data=ctx.data_path, seed=ctx.seed, threads=ctx.threads,
+    config = SearchConfig.of(space=SPACE, resolution=RESOLUTION, data=ctx.data_path, seed=ctx.seed, threads=ctx.threads,
                           strategy="random", objective="pareto", latency_table=ctx.table,
                           **settings)
     return make_score_evaluator(config, load_search_data(config, RESOLUTION), RESOLUTION)

@@ -26,7 +26,7 @@ from nas.search.store import Record
 
 
 def run_one(strategy: str, seed: int, args: argparse.Namespace, root: Path) -> dict:
-    config = SearchConfig(space=args.space, strategy=strategy, budget=args.budget, seed=seed,
+    config = SearchConfig.of(space=args.space, strategy=strategy, budget=args.budget, seed=seed,
                           out=str(root / f"{strategy}_{seed}"), latency_table=args.latency_table,
                           evaluator="proxy", proxy=args.proxy, data=args.data, objective="reward",
                           target_latency_ms=args.target_ms, population=args.population,

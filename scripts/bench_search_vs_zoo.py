@@ -67,7 +67,6 @@ Writes ``--out``.md, .json and .png (top-1 vs measured latency), each naming its
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -390,7 +389,7 @@ def search_config(name: str, budget_ms: float, args: argparse.Namespace) -> Sear
     named by the fixed point and a digest of the settings that define the search, so other
     settings start another search instead of clashing."""
     pre: Preset = args.preset_settings
-    config = SearchConfig(
+    config = SearchConfig.of(
         space=SPACE, resolution=RESOLUTION, strategy="evolution", budget=args.search_budget, seed=args.search_seed,
         latency_table=args.latency_table, evaluator=args.evaluator, proxy=args.proxy, predictor=args.predictor,
         supernet=args.supernet, data="none" if args.evaluator == "predictor" else args.data,
@@ -400,7 +399,7 @@ def search_config(name: str, budget_ms: float, args: argparse.Namespace) -> Sear
         population=pre.population, sample_size=pre.sample_size, top_k=args.top_k, threads=args.threads,
         device=args.device, measure_missing=args.measure_missing)
     digest = hashlib.sha256(json.dumps(config.identity(), sort_keys=True).encode()).hexdigest()[:10]
-    return dataclasses.replace(config, out=str(Path(args.work) / "search" / f"{name}-{digest}"))
+    return config.with_values(out=str(Path(args.work) / "search" / f"{name}-{digest}"))
 
 
 def run_search(name: str, budget_ms: float, table_ms: float | None, args: argparse.Namespace, measure: Measurer,
@@ -435,7 +434,7 @@ def run_search(name: str, budget_ms: float, table_ms: float | None, args: argpar
         candidates.append(row)
         if found is None and row["within_budget"]:
             found = rec.arch
-    return {"run_dir": str(config.run_dir), "limit_ms": config.max_latency_ms, "evaluated": state.evaluated,
+    return {"run_dir": str(config.run_dir), "limit_ms": config.objective.max_latency_ms, "evaluated": state.evaluated,
             "complete": len(ranked), "infeasible": state.infeasible,
             "failed": sum(r.state == "failed" for r in state.records),
             "first_failure": next((r.reason for r in state.records if r.state == "failed"), None),

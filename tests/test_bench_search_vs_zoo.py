@@ -174,11 +174,12 @@ def test_the_cpu_preset_searches_with_the_shipped_predictor_the_train_evaluator_
     args = bsz.parse_args(["--data", str(data), "--work", str(tmp_path / "w")])
     assert (args.preset, args.fixed_point_names) == ("cpu", bsz.STANDARD)
     config = bsz.search_config(FIXED, 5.31, args)
-    assert (config.evaluator, config.train_epochs, config.train_per_class, config.test_per_class) == ("train", 2, 300, 50)
-    assert (config.max_latency_ms, config.hard_reward, config.budget, config.data) == (5.31, True, 20, str(data))
-    assert Path(config.out).parent == tmp_path / "w" / "search" and Path(config.out).name.startswith(FIXED)
-    assert bsz.search_config(FIXED, 5.31, args).out == config.out  # the same settings resume the same search
-    assert bsz.search_config(FIXED, 7.42, args).out != config.out
+    keys = config.to_dict()
+    assert [keys[k] for k in ("evaluator", "train_epochs", "train_per_class", "test_per_class")] == ["train", 2, 300, 50]
+    assert [keys[k] for k in ("max_latency_ms", "hard_reward", "budget", "data")] == [5.31, True, 20, str(data)]
+    assert config.run_dir.parent == tmp_path / "w" / "search" and config.run_dir.name.startswith(FIXED)
+    assert bsz.search_config(FIXED, 5.31, args).run_dir == config.run_dir  # the same settings resume the same search
+    assert bsz.search_config(FIXED, 7.42, args).run_dir != config.run_dir
     assert (args.epochs, args.train_per_class, args.seeds) == (3, 1000, 2)
     every = bsz.parse_args(["--data", str(data), "--fixed-points", "all"])
     assert every.fixed_point_names == bsz.FIXED_POINTS and len(bsz.FIXED_POINTS) == 8
@@ -186,5 +187,5 @@ def test_the_cpu_preset_searches_with_the_shipped_predictor_the_train_evaluator_
     predictor.write_text("{}")  # only resolved (found) before the search loads it
     ranked = bsz.parse_args(["--data", str(data), "--predictor", str(predictor)])
     assert ranked.evaluator == "predictor"
-    assert (bsz.search_config(FIXED, 5.31, ranked).predictor, bsz.search_config(FIXED, 5.31, ranked).data) == (
-        str(predictor), "none")
+    ranked_by = bsz.search_config(FIXED, 5.31, ranked).evaluator
+    assert (ranked_by.predictor, ranked_by.data) == (str(predictor), "none")

@@ -327,7 +327,7 @@ def base_config(tmp_path: Path, table_file: Path, **changes) -> SearchConfig:
                batch_size=8, top_k=3, dnas_epochs=1, dnas_warmup_epochs=0, dnas_samples=2, dnas_loss="add",
                dnas_alpha=0.5, dnas_beta=1.0)
     cfg.update(changes)
-    return SearchConfig(**cfg)
+    return SearchConfig.of(**cfg)
 
 
 @pytest.mark.parametrize("changes,needle", [
@@ -345,8 +345,8 @@ def test_config_checks_the_dnas_keys(tmp_path, table_file, changes, needle) -> N
 
 def test_dnas_keys_need_a_dnas_strategy_and_stay_out_of_other_identities(tmp_path, table_file) -> None:
     with pytest.raises(ValueError, match="dnas_samples: only meaningful with strategy fbnet or proxyless"):
-        SearchConfig(space="fbnet", latency_table=str(table_file), max_latency_ms=50.0, dnas_samples=3)
-    evo = SearchConfig(space="fbnet", latency_table=str(table_file), max_latency_ms=50.0)
+        SearchConfig.of(space="fbnet", latency_table=str(table_file), max_latency_ms=50.0, dnas_samples=3)
+    evo = SearchConfig.of(space="fbnet", latency_table=str(table_file), max_latency_ms=50.0)
     assert not any(k.startswith("dnas_") for k in evo.identity())
     assert "dnas_alpha" in base_config(tmp_path, table_file).identity()
 

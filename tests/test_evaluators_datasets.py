@@ -280,10 +280,10 @@ def test_search_ranks_on_images_held_out_of_the_training_set(tmp_path: Path, mon
     from test_search_runner import fake_table
 
     fake_table(table)
-    config = SearchConfig(space="fbnet", latency_table=str(table), max_latency_ms=50, evaluator="train",
+    config = SearchConfig.of(space="fbnet", latency_table=str(table), max_latency_ms=50, evaluator="train",
                           data=str(root), train_per_class=5, test_per_class=2, out=str(tmp_path / "run"))
     data = load_search_data(config, 32)
     assert len(data.train) == 10 and len(data.test) == 4
     assert data.test.images.max() < 100 and data.train.images.max() < 100  # nothing from test/
-    default = load_search_data(SearchConfig(**{**config.to_dict(), "train_per_class": None, "test_per_class": None}), 32)
+    default = load_search_data(SearchConfig.of(**{**config.to_dict(), "train_per_class": None, "test_per_class": None}), 32)
     assert len(default.test) == 2 and len(default.train) == 18  # a tenth of each class held out

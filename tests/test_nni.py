@@ -188,7 +188,7 @@ def test_nni_strategy_config_errors(tmp_path, table) -> None:
     from nas.search.nni_strategies import NNIStrategy
 
     with pytest.raises(ValueError, match="optimises one value"):
-        SearchConfig(space="fbnet", strategy="nni-random", latency_table=str(table), objective="pareto",
+        SearchConfig.of(space="fbnet", strategy="nni-random", latency_table=str(table), objective="pareto",
                      out=str(tmp_path))
     with pytest.raises(ValueError, match="layer-wise"):
         NNIStrategy(get_space("mnasnet", resolution=RES), kind="nni-random")

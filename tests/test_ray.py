@@ -175,7 +175,7 @@ def test_a_killed_worker_loses_nothing(tmp_path, table, ray_address) -> None:
     marks.mkdir()
     cfg = config(tmp_path, table, executor="ray", ray_address=ray_address, workers=2, budget=5, max_retries=1)
     search = Search.from_config(cfg)
-    executor = make_executor(cfg, Sabotaged(search.score.inner, marks, "crash"))
+    executor = make_executor(cfg.executor, Sabotaged(search.score.inner, marks, "crash"))
     evaluated = _run(search, executor)
     crashed = (marks / "sabotaged").read_text()
     assert executor.retries == 1
@@ -200,7 +200,7 @@ def test_a_supernet_search_loads_the_weights_once_per_worker(tmp_path, table, ra
     local = _run(Search.from_config(config(tmp_path / "local", table, **settings)), None)
     cfg = config(tmp_path / "ray", table, executor="ray", ray_address=ray_address, workers=2, **settings)
     search = Search.from_config(cfg)
-    on_ray = _run(search, make_executor(cfg, CountsLoads(search.score.inner, marks)))
+    on_ray = _run(search, make_executor(cfg.executor, CountsLoads(search.score.inner, marks)))
     assert len(on_ray) == 6 and all(r.state == "complete" for r in on_ray)
     scored_locally = {r.arch.hash(): r.metrics["top1"] for r in local}
     both = [r for r in on_ray if r.arch.hash() in scored_locally]  # the first population at least
@@ -215,7 +215,7 @@ def test_a_hung_candidate_times_out(tmp_path, table, ray_address) -> None:
     cfg = config(tmp_path, table, executor="ray", ray_address=ray_address, workers=2, budget=5, eval_timeout_s=12.0)
     search = Search.from_config(cfg)
     start = time.monotonic()
-    evaluated = _run(search, make_executor(cfg, Sabotaged(search.score.inner, marks, "hang")))
+    evaluated = _run(search, make_executor(cfg.executor, Sabotaged(search.score.inner, marks, "hang")))
     hung = (marks / "sabotaged").read_text()
     assert time.monotonic() - start < 60
     assert len(evaluated) == 5

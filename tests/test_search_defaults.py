@@ -47,14 +47,15 @@ def table(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------------------- defaults
 def test_no_settings_resolve_to_a_pareto_search_ranked_by_what_litenas_ships() -> None:
-    c = SearchConfig()
-    assert (c.space, c.latency_table, c.evaluator, c.predictor, c.data) == (
+    c = SearchConfig.of()
+    assert (c.space.name, c.latency.table, c.evaluator.name, c.evaluator.predictor, c.evaluator.data) == (
         "mobile", "mobile_32_cpu", "predictor", "mobile_32_cifar10", "none")
-    assert (c.objective, c.strategy, c.proxy) == ("pareto", "nsga2", "naswot")
-    assert c.out.startswith("runs/mobile-nsga2-predictor-") and len(c.out.rsplit("-", 1)[1]) == 8
-    assert SearchConfig(budget=5, top_k=2).out == c.out  # what may change on resume keeps the run directory
-    assert SearchConfig(seed=1).out != c.out  # another search, another directory
-    assert SearchConfig(**c.to_dict()) == c  # resolved values are kept as they are
+    assert (c.objective.kind, c.strategy.name, c.evaluator.proxy) == ("pareto", "nsga2", "naswot")
+    out = str(c.output.out)
+    assert out.startswith("runs/mobile-nsga2-predictor-") and len(out.rsplit("-", 1)[1]) == 8
+    assert SearchConfig.of(budget=5, top_k=2).run_dir == c.run_dir  # what may change on resume keeps the run directory
+    assert SearchConfig.of(seed=1).run_dir != c.run_dir  # another search, another directory
+    assert SearchConfig.of(**c.to_dict()) == c  # resolved values are kept as they are
 
 
 @pytest.mark.parametrize("given,resolved", [
@@ -73,36 +74,60 @@ def test_no_settings_resolve_to_a_pareto_search_ranked_by_what_litenas_ships() -
     ({"out": "runs/mine"}, {"out": "runs/mine"}),
 ])
 def test_each_setting_left_out_follows_from_the_given_ones(given, resolved) -> None:
-    c = SearchConfig(**given)
-    assert {k: getattr(c, k) for k in resolved} == resolved
+    c = SearchConfig.of(**given).to_dict()
+    assert {k: c[k] for k in resolved} == resolved
 
 
 def test_a_setting_nothing_implies_is_still_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="objective 'reward' needs a latency target"):
-        SearchConfig(strategy="evolution")  # evolution optimises one value: the reward, which needs a target
+        SearchConfig.of(strategy="evolution")  # evolution optimises one value: the reward, which needs a target
     with pytest.raises(ValueError, match="latency_table: required"):
-        SearchConfig(space="mnasnet")  # no table of that space ships
+        SearchConfig.of(space="mnasnet")  # no table of that space ships
     with pytest.raises(ValueError, match="latency_table: required"):
-        SearchConfig(resolution=64)  # nor of mobile at 64 px
+        SearchConfig.of(resolution=64)  # nor of mobile at 64 px
     with pytest.raises(ValueError, match="no shipped predictor covers space 'fbnet'"):
-        SearchConfig(space="fbnet", evaluator="predictor")
+        SearchConfig.of(space="fbnet", evaluator="predictor")
 
 
 def test_every_key_declares_its_component_help_and_resume_rule() -> None:
-    """One declaration per key (:func:`nas.search.config.setting`): the flags, their ``--help``
-    groups, the ranges and what a resumed run must match all read it."""
-    from dataclasses import fields
+    """One declaration per key (:func:`nas.settings.setting`), in the component it configures:
+    the flags, their ``--help`` groups, the ranges and what a resumed run must match all read it."""
+    from nas.search.config import KEYS, component_titles
 
-    from nas.search.config import GROUPS, RANGES
-
-    keys = fields(SearchConfig)
-    assert all(f.metadata["help"] and f.metadata["group"] in GROUPS for f in keys)
-    assert {f.metadata["group"] for f in keys} == set(GROUPS)
-    volatile = {f.name for f in keys if f.metadata["volatile"]}
+    keys = list(KEYS.values())
+    assert all(k.help for k in keys) and {k.group for k in keys} == set(component_titles())
+    assert len({(k.group, k.attr) for k in keys}) == len(keys) == len(SearchConfig.of().to_dict())
+    assert KEYS["latency_table"].group == "latency" and KEYS["latency_table"].attr == "table"
+    volatile = {k.name for k in keys if k.volatile}
     assert {"budget", "time_limit_s", "out", "workers", "device", "dnas_epochs"} <= volatile
-    identity = SearchConfig(strategy="fbnet", max_latency_ms=5.0).identity()
+    identity = SearchConfig.of(strategy="fbnet", max_latency_ms=5.0).identity()
     assert not volatile & set(identity) and {"space", "seed", "dnas_alpha", "population"} <= set(identity)
-    assert RANGES["seed"] == (0, True, 2**32 - 1) and "space" not in RANGES
+    assert KEYS["seed"].range == (0, True, 2**32 - 1) and KEYS["space"].range is None
+
+
+def test_a_component_checks_its_own_keys_and_a_yaml_file_may_group_them(tmp_path) -> None:
+    """Each component validates its fields where it is declared (naming the flat key); a YAML file
+    gives keys flat or in a section per component, and the two forms are the same search."""
+    from nas.search.executors import ExecutorConfig
+    from nas.search.strategy import StrategyConfig
+
+    with pytest.raises(ValueError, match="workers: more than 1 needs executor 'ray'"):
+        ExecutorConfig(workers=2)
+    with pytest.raises(ValueError, match="sample_size: the tournament .6. cannot exceed the population .5."):
+        StrategyConfig(population=5, sample_size=6)
+    with pytest.raises(ValueError, match="budget: expected an integer, got True"):
+        StrategyConfig(budget=True)
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("executor: ray\nworkers: 2\nlatency_table: mobile_32_cpu\nbudget: 7\n", encoding="utf-8")
+    grouped = tmp_path / "grouped.yaml"
+    grouped.write_text("executor: {kind: ray, workers: 2}\nlatency: {table: mobile_32_cpu}\nstrategy: {budget: 7}\n",
+                       encoding="utf-8")
+    a, b = SearchConfig.from_yaml(flat), SearchConfig.from_yaml(grouped)
+    assert a == b and (b.executor.kind, b.executor.workers, b.strategy.budget) == ("ray", 2, 7)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("executor: {kind: ray, wrokers: 2}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.yaml: executor: unknown key 'wrokers'; known: .*workers"):
+        SearchConfig.from_yaml(bad)
 
 
 def test_help_states_every_resolved_default(capsys) -> None:

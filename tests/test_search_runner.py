@@ -55,7 +55,7 @@ def config(tmp_path: Path, table: Path, **changes) -> SearchConfig:
                 latency_table=str(table), evaluator="proxy", proxy="synflow", data="synthetic",
                 objective="reward", max_latency_ms=50.0, population=4, sample_size=2, top_k=3)
     base.update(changes)
-    return SearchConfig(**base)
+    return SearchConfig.of(**base)
 
 
 def test_search_runs_end_to_end_and_writes_the_run_directory(tmp_path, table) -> None:

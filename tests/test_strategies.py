@@ -161,14 +161,14 @@ def test_evolution_mutates_a_told_seed_once_random_points_keep_failing() -> None
 
 
 def test_strategies_register_themselves_and_read_their_settings() -> None:
-    """Each strategy module registers its strategy (``from_settings``), as op modules register ops;
-    ``make_strategy`` builds from a search's :class:`StrategySettings` what each one reads."""
+    """Each strategy module registers its strategy (``from_config``), as op modules register ops;
+    ``make_strategy`` builds from a search's :class:`StrategyConfig` what each one reads."""
     from nas.search.strategies import is_multi_objective, make_strategy, strategy_names
-    from nas.search.strategy import StrategySettings, register_strategy
+    from nas.search.strategy import StrategyConfig, register_strategy
 
     assert set(strategy_names()) == {"random", "evolution", "tpe", "nsga2", "nni-evolution", "nni-random"}
     assert sorted(n for n in strategy_names() if is_multi_objective(n)) == ["nsga2", "random"]
-    settings = StrategySettings(seed=3, population=12, sample_size=4)
+    settings = StrategyConfig(seed=3, population=12, sample_size=4)
     evo = make_strategy("evolution", SPACE, 1, settings)
     assert isinstance(evo, RegularizedEvolution) and (evo.seed, evo.population_size, evo.sample_size) == (3, 12, 4)
     nsga = make_strategy("nsga2", SPACE, 2, settings)
@@ -177,4 +177,4 @@ def test_strategies_register_themselves_and_read_their_settings() -> None:
     with pytest.raises(ValueError, match="unknown strategy 'annealing'; known: .*evolution"):
         make_strategy("annealing", SPACE, 1, settings)
     with pytest.raises(ValueError, match="already registered"):
-        register_strategy("random", RandomSearch.from_settings, multi_objective=True)
+        register_strategy("random", RandomSearch.from_config, multi_objective=True)

@@ -10,7 +10,6 @@ predicted by the shipped accuracy predictor, latency predicted from the shipped 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,35 +18,36 @@ from nas.cli.output import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from nas.search.config import GROUPS, SearchConfig
+    from nas.search.config import KEYS, component_titles
 
     p = sub.add_parser("search", help="run a search; emits new candidates and a report", description=__doc__)
-    p.add_argument("--config", help="YAML file with any of the keys below")
-    groups = {name: p.add_argument_group(f"{name}: {title}") for name, title in GROUPS.items()}
-    for f in dataclasses.fields(SearchConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        text = f.metadata["help"]
-        if "(default:" not in text and f.default not in (None, False):  # unset and off need no default
-            text += f" (default: {f.default})"
-        group = groups[f.metadata["group"]]
-        if kind == "bool":
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+    p.add_argument("--config", help="YAML file with any of the keys below (flat, or in sections by component)")
+    groups = {name: p.add_argument_group(f"{name}: {title}") for name, title in component_titles().items()}
+    for key in KEYS.values():
+        flag = "--" + key.name.replace("_", "-")
+        text = key.help
+        if "(default:" not in text and key.default not in (None, False):  # unset and off need no default
+            text += f" (default: {key.default})"
+        group = groups[key.group]
+        if key.kind == "bool":
+            group.add_argument(flag, dest=key.name, action=argparse.BooleanOptionalAction, default=None, help=text)
             continue
         conv: Any = str
-        if kind.startswith(("int", "float")):
-            conv = _number(f.name, int if kind.startswith("int") else float)
-        group.add_argument(flag, dest=f.name, type=conv, default=None, help=text)
+        if key.kind in ("int", "float"):
+            conv = _number(key)
+        group.add_argument(flag, dest=key.name, type=conv, default=None, help=text)
     p.add_argument("--no-zoo", action="store_true", help="do not score the zoo entries for the report")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
-def _number(name: str, kind: type) -> Callable[[str], float]:
-    """The flag's converter: ``kind`` of the text, finite and in the key's range (the checks of
-    :func:`nas.search.config.check_range`), so a bad value is refused naming the flag."""
-    from nas.search.config import RANGES, check_range
+def _number(key: Any) -> Callable[[str], float]:
+    """The flag's converter: a number of the key's kind, finite and in its range (the checks of
+    :func:`nas.settings.check_range`), so a bad value is refused naming the flag."""
+    from nas.settings import check_range
+
+    kind = int if key.kind == "int" else float
 
     def convert(text: str) -> float:
         try:
@@ -55,9 +55,9 @@ def _number(name: str, kind: type) -> Callable[[str], float]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
-        if name in RANGES:
+        if key.range is not None:
             try:
-                check_range(name, value)
+                check_range(key.name, value, key.range)
             except ValueError as exc:
                 raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
         return value
@@ -70,15 +70,15 @@ def resolve_config(args: argparse.Namespace) -> Any:
     """The :class:`SearchConfig` of the YAML file (if any) overridden by the given flags. A
     refused value is named by its flag when it came from the command line, else by the file and
     key."""
-    from nas.search.config import SearchConfig
+    from nas.search.config import KEYS, SearchConfig
 
     data: dict[str, Any] = {}
     if args.config:
         data = SearchConfig.from_yaml(args.config).to_dict()
-    flags = {f.name for f in dataclasses.fields(SearchConfig) if getattr(args, f.name) is not None}
+    flags = {name for name in KEYS if getattr(args, name) is not None}
     data.update({name: getattr(args, name) for name in flags})
     try:
-        return SearchConfig(**data)
+        return SearchConfig.of(**data)
     except ValueError as exc:
         key, _, rest = str(exc).partition(": ")
         if key in flags:
@@ -87,21 +87,20 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from nas.search.config import DNAS_STRATEGIES
     from nas.search.execution import make_executor
     from nas.search.runner import Search
 
     config = resolve_config(args)
     if args.out is None and not args.quiet:  # a run directory named for its settings: say which
-        print(f"nas search: run directory {config.out} (the same command resumes it)", file=sys.stderr)
-    if config.strategy in DNAS_STRATEGIES:  # trains a supernet in its own loop, then judges what it derives
+        print(f"nas search: run directory {config.output.out} (the same command resumes it)", file=sys.stderr)
+    if config.is_differentiable:  # trains a supernet in its own loop, then judges what it derives
         from nas.search.dnas.search import DNASSearch
 
         search: Any = DNASSearch.from_config(config)
         state = search.run(progress=not args.quiet)
     else:
         search = Search.from_config(config)
-        state = search.run(make_executor(config, search.score.inner), progress=not args.quiet)
+        state = search.run(make_executor(config.executor, search.score.inner), progress=not args.quiet)
     report = search.write_report(compare_zoo=not args.no_zoo, progress=not args.quiet)
     best = search.best()
     summary = {

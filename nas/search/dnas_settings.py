@@ -15,10 +15,12 @@ needs every latency above 1 ms, and with Adam its ``alpha`` only rescales the wh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
-__all__ = ["MODES", "LOSSES", "DNASSettings"]
+from nas.settings import Component, setting
+
+__all__ = ["MODES", "LOSSES", "DNASSettings", "DNASConfig"]
 
 MODES = ("soft", "single")
 """``soft``: FBNet's Gumbel-softmax mixture of every candidate; ``single``: one sampled path per
@@ -119,3 +121,58 @@ class DNASSettings:
     def temperature_at(self, epoch: int) -> float:
         """The Gumbel-softmax temperature of ``epoch`` (0-based)."""
         return self.temperature * self.temperature_decay ** epoch
+
+
+_DEFAULT = DNASSettings()
+
+
+@dataclass(frozen=True)
+class DNASConfig(Component):
+    """The keys of a search that configure a differentiable strategy's supernet training (each
+    ``dnas_<name>`` a field of :class:`DNASSettings`, validated by it); the search adds the mode,
+    device, batch, seed, threads and time limit (:meth:`settings`)."""
+
+    title: ClassVar[str] = "differentiable strategies (fbnet, proxyless): the supernet's training"
+
+    epochs: int = setting(
+        _DEFAULT.epochs, "supernet training epochs, warm-up included (fbnet, proxyless); raise it and re-run to "
+        "train on", key="dnas_epochs", volatile=True)
+    warmup_epochs: int = setting(
+        _DEFAULT.warmup_epochs, "first epochs that train the supernet weights only (fbnet, proxyless)",
+        key="dnas_warmup_epochs")
+    loss: str = setting(
+        _DEFAULT.loss,
+        "relative (CE + alpha*(LAT/LAT_ref)^beta, LAT_ref the space's mean latency: any latency scale) | "
+        "mult (FBNet: CE*alpha*log(LAT)^beta, every LAT > 1 ms) | add (CE + alpha*LAT^beta); LAT in ms "
+        "(fbnet, proxyless)", key="dnas_loss")
+    alpha: float = setting(
+        _DEFAULT.alpha, "weight of the latency term (relative: nats of CE per space-mean latency) (fbnet, proxyless)",
+        key="dnas_alpha")
+    beta: float = setting(_DEFAULT.beta, "exponent of the latency term (FBNet's mult: 0.6) (fbnet, proxyless)",
+                          key="dnas_beta")
+    temperature: float = setting(
+        _DEFAULT.temperature, "Gumbel-softmax temperature of the first epoch (FBNet: 5.0) (fbnet, proxyless)",
+        key="dnas_temperature")
+    temperature_decay: float = setting(
+        _DEFAULT.temperature_decay, "temperature factor per epoch (FBNet: 0.956) (fbnet, proxyless)",
+        key="dnas_temperature_decay")
+    weight_lr: float = setting(
+        _DEFAULT.weight_lr, "peak SGD learning rate of the supernet weights, cosine decay (fbnet, proxyless)",
+        key="dnas_weight_lr")
+    arch_lr: float = setting(
+        _DEFAULT.arch_lr, "Adam learning rate of the architecture parameters (FBNet: 0.01) (fbnet, proxyless)",
+        key="dnas_arch_lr")
+    arch_split: float = setting(
+        _DEFAULT.arch_split, "fraction of the training images that train the architecture parameters (fbnet, "
+        "proxyless)", key="dnas_arch_split")
+    samples: int = setting(
+        _DEFAULT.samples, "architectures sampled from the learned distribution besides the argmax (FBNet: 6)",
+        key="dnas_samples")
+
+    def check(self) -> None:
+        self.settings()  # DNASSettings validates every field, naming its dnas_* key
+
+    def settings(self, **run: Any) -> DNASSettings:
+        """The supernet-training settings: these keys plus what the search adds (``mode``,
+        ``device``, ``batch_size``, ``seed``, ``threads``, ``time_limit_s``)."""
+        return DNASSettings(**asdict(self), **run)

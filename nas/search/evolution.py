@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from nas.checks import is_int
-from nas.search.strategy import Strategy, StrategySettings, Values, register_strategy
+from nas.search.strategy import Strategy, StrategyConfig, Values, register_strategy
 from search_spaces.space import Point, SearchSpace
 
 
@@ -44,9 +44,9 @@ class RegularizedEvolution(Strategy):
         self._failed_in_a_row = 0
 
     @classmethod
-    def from_settings(cls, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> RegularizedEvolution:
-        return cls(space, seed=settings.seed, n_objectives=n_objectives, population=settings.population,
-                   sample_size=settings.sample_size)
+    def from_config(cls, space: SearchSpace, n_objectives: int, config: StrategyConfig) -> RegularizedEvolution:
+        return cls(space, seed=config.seed, n_objectives=n_objectives, population=config.population,
+                   sample_size=config.sample_size)
 
     def ask(self) -> Point:
         filling = len(self.population) + self._pending < self.population_size or len(self.population) < self.sample_size
@@ -75,5 +75,5 @@ class RegularizedEvolution(Strategy):
             self.population.popleft()
 
 
-register_strategy(RegularizedEvolution.name, RegularizedEvolution.from_settings,
+register_strategy(RegularizedEvolution.name, RegularizedEvolution.from_config,
                   multi_objective=RegularizedEvolution.multi_objective)

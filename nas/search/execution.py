@@ -5,16 +5,15 @@ Ray implementation (which imports it); Ray itself is imported only when asked fo
 from __future__ import annotations
 
 from evaluators.base import Evaluator
-from nas.search.config import SearchConfig
-from nas.search.executors import Executor, InProcessExecutor
+from nas.search.executors import Executor, ExecutorConfig, InProcessExecutor
 
 __all__ = ["make_executor"]
 
 
-def make_executor(config: SearchConfig, evaluator: Evaluator) -> Executor:
-    """The executor ``config.executor`` for ``evaluator``: the uncached evaluator (the runner looks
+def make_executor(config: ExecutorConfig, evaluator: Evaluator) -> Executor:
+    """The executor ``config.kind`` for ``evaluator``: the uncached evaluator (the runner looks
     results up in the cache and stores them itself). ``ValueError`` for an unreachable Ray address."""
-    if config.executor == "ray":
+    if config.kind == "ray":
         from nas.search.ray_executor import RayExecutor
 
         return RayExecutor(evaluator, address=config.ray_address, workers=config.workers,

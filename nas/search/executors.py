@@ -8,11 +8,43 @@ process; :class:`~nas.search.ray_executor.RayExecutor` spreads them over a Ray c
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections import deque
+from dataclasses import dataclass
+from typing import ClassVar
 
 from evaluators.base import Evaluator, Result
 from nas.arch import Arch
+from nas.settings import Component, setting
+
+EXECUTORS = ("inprocess", "ray")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig(Component):
+    """Where a search's evaluations run: in this process, or as tasks of a Ray cluster with the
+    resources each reserves. Every field may change when a run resumes."""
+
+    title: ClassVar[str] = "where evaluations run"
+
+    kind: str = setting("inprocess", "inprocess | ray", key="executor", volatile=True)
+    ray_address: str | None = setting(
+        None, "Ray cluster address (auto | HOST:PORT); none starts a local instance", volatile=True)
+    workers: int = setting(1, "concurrent evaluations (ray executor)", volatile=True, range=(1, True, math.inf))
+    num_cpus: float = setting(1.0, "CPUs per evaluation (ray executor)", volatile=True, range=(0, True, math.inf))
+    num_gpus: float = setting(0.0, "GPUs per evaluation (ray executor)", volatile=True, range=(0, True, math.inf))
+    eval_timeout_s: float | None = setting(
+        None, "a candidate running longer fails (ray executor)", volatile=True, range=(0, False, math.inf))
+    max_retries: int = setting(
+        2, "re-submissions of an evaluation whose worker died (ray executor)", volatile=True,
+        range=(0, True, math.inf))
+
+    def check(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise ValueError(f"executor: {self.kind!r} is not one of {', '.join(EXECUTORS)}")
+        if self.kind == "inprocess" and self.workers != 1:
+            raise ValueError("workers: more than 1 needs executor 'ray'")
 
 
 class Executor(ABC):

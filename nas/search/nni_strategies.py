@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nas.search.strategy import Strategy, StrategySettings, Values, register_strategy
+from nas.search.strategy import Strategy, StrategyConfig, Values, register_strategy
 from search_spaces.space import Point, SearchSpace
 
 __all__ = ["NNIStrategy", "NNI_STRATEGIES"]
@@ -167,13 +167,13 @@ class NNIStrategy(Strategy):
             return results, self._demand > 0 and not self._closed
 
 
-def _nni_factory(kind: str) -> Callable[[SearchSpace, int, StrategySettings], NNIStrategy]:
+def _nni_factory(kind: str) -> Callable[[SearchSpace, int, StrategyConfig], NNIStrategy]:
     """The registered constructor of the NNI strategy ``kind``: without NNI installed, a
     ``ValueError`` saying how to install it."""
-    def build(space: SearchSpace, n_objectives: int, settings: StrategySettings) -> NNIStrategy:
+    def build(space: SearchSpace, n_objectives: int, config: StrategyConfig) -> NNIStrategy:
         try:  # imports NNI, an optional extra
-            return NNIStrategy(space, kind=kind, seed=settings.seed, n_objectives=n_objectives,
-                               population=settings.population, sample_size=settings.sample_size)
+            return NNIStrategy(space, kind=kind, seed=config.seed, n_objectives=n_objectives,
+                               population=config.population, sample_size=config.sample_size)
         except ImportError as exc:
             raise ValueError(f"strategy {kind!r}: {exc}") from exc
     return build

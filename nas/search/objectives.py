@@ -18,8 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
+
+from nas.settings import Component, setting
 
 LATENCY_METRIC = "latency_pred_ms"
+OBJECTIVES = ("reward", "pareto")
 
 
 @dataclass(frozen=True)
@@ -123,3 +127,45 @@ class Objective:
     def best_key(self, metrics: Mapping[str, float]) -> float:
         """A scalar to rank candidates for "best so far" and top-k: the reward, or the metric."""
         return self.report_values(metrics)[0]
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig(Component):
+    """What a search optimises, under which limits (``kind`` left unset is resolved by the
+    search's configuration: ``reward`` with a latency target, else ``pareto``)."""
+
+    title: ClassVar[str] = "what is optimised, under which limits"
+
+    kind: str | None = setting(
+        None,
+        "reward (MnasNet ACC*(LAT/T)^w) | pareto (metric vs latency) (default: reward with a latency "
+        "target, --max-latency-ms or --target-latency-ms; pareto without one)", key="objective")
+    max_latency_ms: float | None = setting(
+        None, "hard limit on predicted latency; also the reward target unless --target-latency-ms",
+        range=(0, False, math.inf))
+    target_latency_ms: float | None = setting(None, "the reward's latency target T", range=(0, False, math.inf))
+    reward_w: float = setting(-0.07, "the reward exponent w (soft constraint, MnasNet: -0.07)",
+                              range=(-math.inf, True, math.inf))
+    hard_reward: bool = setting(False, "use the reward's hard form (alpha=0, beta=-1)")
+    max_params: int | None = setting(None, "hard limit on parameters", range=(1, True, math.inf))
+    max_macs: int | None = setting(None, "hard limit on conv+linear MACs", range=(1, True, math.inf))
+
+    def check(self) -> None:
+        if self.kind is not None and self.kind not in OBJECTIVES:
+            raise ValueError(f"objective: {self.kind!r} is not one of {', '.join(OBJECTIVES)}")
+        if self.kind == "reward" and self.target_ms is None:
+            raise ValueError("objective 'reward' needs a latency target: set target_latency_ms or max_latency_ms")
+
+    @property
+    def target_ms(self) -> float | None:
+        """The reward's latency target: ``target_latency_ms``, else ``max_latency_ms``."""
+        return self.target_latency_ms if self.target_latency_ms is not None else self.max_latency_ms
+
+    def constraints(self) -> Constraints:
+        """The hard limits."""
+        return Constraints(max_latency_ms=self.max_latency_ms, max_params=self.max_params, max_macs=self.max_macs)
+
+    def objective(self, metric: str) -> Objective:
+        """The objective of a search that scores candidates by ``metric``."""
+        return Objective(self.kind or "pareto", metric, target_ms=self.target_ms, w=self.reward_w,
+                         hard=self.hard_reward)

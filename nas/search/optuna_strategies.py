@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from nas.checks import is_int
-from nas.search.strategy import Strategy, StrategySettings, register_strategy
+from nas.search.strategy import Strategy, StrategyConfig, register_strategy
 from search_spaces.space import Point, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -109,12 +109,12 @@ class NSGA2(OptunaStrategy):
         super().__init__(space, seed=seed, n_objectives=n_objectives)
 
     @classmethod
-    def from_settings(cls, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> NSGA2:
-        return cls(space, seed=settings.seed, n_objectives=n_objectives, population=settings.population)
+    def from_config(cls, space: SearchSpace, n_objectives: int, config: StrategyConfig) -> NSGA2:
+        return cls(space, seed=config.seed, n_objectives=n_objectives, population=config.population)
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(population_size=self.population_size, seed=self.seed)
 
 
-register_strategy(TPE.name, TPE.from_settings, multi_objective=TPE.multi_objective)
-register_strategy(NSGA2.name, NSGA2.from_settings, multi_objective=NSGA2.multi_objective)
+register_strategy(TPE.name, TPE.from_config, multi_objective=TPE.multi_objective)
+register_strategy(NSGA2.name, NSGA2.from_config, multi_objective=NSGA2.multi_objective)

@@ -22,4 +22,4 @@ class RandomSearch(Strategy):
         self._check_values(values)
 
 
-register_strategy(RandomSearch.name, RandomSearch.from_settings, multi_objective=RandomSearch.multi_objective)
+register_strategy(RandomSearch.name, RandomSearch.from_config, multi_objective=RandomSearch.multi_objective)

@@ -90,11 +90,11 @@ def _check_coverage(table: LatencyTable, space: SearchSpace, config: SearchConfi
     missing = [key for key in (c.key() for c in needed) if key not in table.entries]
     if missing:
         raise ValueError(
-            f"--latency-table {config.latency_table} ({table.meta.get('space', '?')} @{table.resolution}px) lacks "
-            f"{len(missing)} of the {len(needed)} op configurations that `{config.space}` @{resolution}px with "
+            f"--latency-table {config.latency.table} ({table.meta.get('space', '?')} @{table.resolution}px) lacks "
+            f"{len(missing)} of the {len(needed)} op configurations that `{config.space.name}` @{resolution}px with "
             f"{num_classes} classes can use (e.g. {missing[0]}); give --measure-missing to time them on this "
             f"machine as the search meets them, or a table built for this space: nas latency build --space "
-            f"{config.space} --resolution {resolution} --num-classes {num_classes} --out TABLE.json")
+            f"{config.space.name} --resolution {resolution} --num-classes {num_classes} --out TABLE.json")
 
 
 def _check_reachable(table: LatencyTable, space: SearchSpace, config: SearchConfig) -> None:
@@ -105,16 +105,16 @@ def _check_reachable(table: LatencyTable, space: SearchSpace, config: SearchConf
     little under it where the calibration charges weights: :meth:`LatencyPredictor.op_cost_floor`).
     A space that cannot say (``min_cost`` is ``None``) is caught after its first candidates
     (:data:`MAX_FRUITLESS_START`)."""
-    if config.max_latency_ms is None:
+    if config.objective.max_latency_ms is None:
         return
     floor = space.min_cost(LatencyPredictor(table).op_cost_floor, core_only=True)
     if floor is None:
         return
     cal = table.calibration
     floor += cal.constant if cal is not None else 0.0
-    if config.max_latency_ms < floor:
-        raise ValueError(f"--max-latency-ms {config.max_latency_ms:g}: no network of `{space.name}` can meet it; "
-                         f"--latency-table {config.latency_table} predicts none under {floor:.4g} ms")
+    if config.objective.max_latency_ms < floor:
+        raise ValueError(f"--max-latency-ms {config.objective.max_latency_ms:g}: no network of `{space.name}` can meet it; "
+                         f"--latency-table {config.latency.table} predicts none under {floor:.4g} ms")
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,9 @@ class Evaluation:
         run_dir = config.run_dir
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"out: {run_dir} is a file; give a directory for the run (a new one, or the run to resume)")
-        table = latency_tables.load(config.latency_table, check_env=False)  # type: ignore[arg-type]  (validated by SearchConfig)
+        table = latency_tables.load(config.latency.table, check_env=False)  # type: ignore[arg-type]  (validated by SearchConfig)
         warn_if_unfit(table)  # fingerprint + a probe of seconds, cached per table and machine
-        resolution = config.resolution or table.resolution
+        resolution = config.space.resolution or table.resolution
         data = None
         if score is None:
             data = load_search_data(config, resolution)
@@ -157,20 +157,14 @@ class Evaluation:
             # table's networks (ImageNet's by default).
             num_classes = (score.predictor.num_classes if isinstance(score, PredictedAccuracy)
                            else data.num_classes if data is not None else int(table.meta.get("num_classes") or 1000))
-        space = get_space(config.space, resolution=resolution, num_classes=num_classes)
+        space = get_space(config.space.name, resolution=resolution, num_classes=num_classes)
         if isinstance(score, SupernetAccuracy):  # propose only what the supernet can score
             space = ViewSpace(score.view)
-        if not config.measure_missing:  # with it, missing ops are timed as candidates meet them
+        if not config.latency.measure_missing:  # with it, missing ops are timed as candidates meet them
             _check_coverage(table, space, config, resolution, num_classes)
             _check_reachable(table, space, config)
-        objective = Objective(
-            kind=config.objective,
-            metric=config.proxy if config.evaluator == "proxy" else "top1",
-            target_ms=config.reward_target_ms,
-            w=config.reward_w,
-            hard=config.hard_reward,
-        )
-        constraints = Constraints(config.max_latency_ms, config.max_params, config.max_macs)
+        objective = config.objective.objective(config.evaluator.proxy if config.evaluator.name == "proxy" else "top1")
+        constraints = config.objective.constraints()
         if objective.metric not in {m.name for m in score.metrics}:
             raise ValueError(f"the objective needs metric {objective.metric!r}, which the evaluator "
                              f"{score.name!r} does not produce ({', '.join(m.name for m in score.metrics)})")
@@ -178,7 +172,7 @@ class Evaluation:
         if not os.access(run_dir, os.W_OK):
             raise ValueError(f"out: {run_dir} is not writable; give a directory the run can write to")
         cache = JsonCache(run_dir / "cache")
-        screen = Composite([TableLatency(table, measure_missing=config.measure_missing), ComplexityEvaluator(ptflops=False)], cache=cache)
+        screen = Composite([TableLatency(table, measure_missing=config.latency.measure_missing), ComplexityEvaluator(ptflops=False)], cache=cache)
         return cls(space, objective, constraints, screen, Cached(score, cache), table, resolution, num_classes, data)
 
     def missing_ops(self, arch: Arch) -> list[str]:
@@ -255,14 +249,14 @@ class Evaluation:
         if compare_zoo:
             points = fixed_points_for(self.resolution, self.num_classes)
             fixed = score_fixed_points(points, [self.screen, self.score], progress=progress)
-        title = f"litenas search: {config.space} / {config.strategy} / {config.evaluator}"
+        title = f"litenas search: {config.space.name} / {config.strategy.name} / {config.evaluator.name}"
         said = {}  # what the evaluator said of a candidate's figure (an in-sample prediction)
         for r in records:
             cached = self.score.lookup(r.arch) if r.state == "complete" else None
             if cached is not None and "note" in cached.info:
                 said[r.arch.hash()] = f"{self.score.name}: {cached.info['note']}"
         return write_report(config.run_dir, records, self.objective, fixed,
-                            top_k=top_k or config.top_k, title=title, config=config.to_dict(),
+                            top_k=top_k or config.output.top_k, title=title, config=config.to_dict(),
                             notes={**said, **(notes or {})} or None, sections=sections, progress=progress,
                             basis=ranking_basis(config.to_dict(), self.score.inner, self.objective.metric, self.table))
 
@@ -342,7 +336,7 @@ class Search:
         evaluator (its architectures then have ``num_classes`` outputs)."""
         evaluation = Evaluation.from_config(config, score=score, num_classes=num_classes)
         objective = evaluation.objective
-        strategy = make_strategy(config.strategy, evaluation.space, objective.n_values, config.strategy_settings())
+        strategy = make_strategy(config.strategy.name, evaluation.space, objective.n_values, config.strategy)
         cache = config.run_dir / "cache"
         recovery = (f"the scores evaluated so far are kept in {cache}: move the damaged database aside and run the "
                     "same command again (scored candidates are read back from the cache, not evaluated again)")
@@ -353,7 +347,7 @@ class Search:
                          {"config": identity, "objective": objective.names}, recovery=recovery,
                          resolved={"resolution": evaluation.table.resolution})
         atomic_write_json(config.run_dir / "config.json", config.to_dict())
-        return cls(config, evaluation, strategy, store, start=start_archs(config.start_from, evaluation.space, evaluation.num_classes))
+        return cls(config, evaluation, strategy, store, start=start_archs(config.strategy.start_from, evaluation.space, evaluation.num_classes))
 
     @property
     def space(self) -> SearchSpace:
@@ -415,11 +409,11 @@ class Search:
         # Executors run the uncached evaluator; the driver alone reads and writes the cache.
         executor = executor or InProcessExecutor(self.score.inner)
         replay, interrupted = self._replay()
-        budget = self.config.budget
-        bar = tqdm(total=budget, initial=min(sum(r.evaluated for r in replay), budget), desc=f"search {self.config.space}",
+        budget = self.config.strategy.budget
+        bar = tqdm(total=budget, initial=min(sum(r.evaluated for r in replay), budget), desc=f"search {self.config.space.name}",
                    unit="cand", disable=not progress, dynamic_ncols=True)
         loop = _RunLoop(executor, bar, on_record, replay, interrupted, list(self.start), budget,
-                        None if self.config.time_limit_s is None else time.monotonic() + self.config.time_limit_s)
+                        None if self.config.strategy.time_limit_s is None else time.monotonic() + self.config.strategy.time_limit_s)
         try:
             while True:
                 while self._room_for_more(loop):
@@ -493,7 +487,7 @@ class Search:
     def _screen_and_submit(self, loop: _RunLoop, point: Point, arch: Arch) -> None:
         """Screen a new candidate (table latency, complexity, constraints); store a rejection, or
         score one that passes from the cache or by submitting it to the executor."""
-        missing = self.evaluation.missing_ops(arch) if self.config.measure_missing else []
+        missing = self.evaluation.missing_ops(arch) if self.config.latency.measure_missing else []
         if missing:  # the screen measures them: say so while it does
             loop.bar.set_postfix_str(f"measuring {len(missing)} ops missing from the latency table")
         metrics, reason, infeasible = self.evaluation.screen_arch(arch)
@@ -552,12 +546,12 @@ class Search:
         if failed:
             hint = ""
             if any("latency table has no entry" in (r.reason or "") for r in failed):
-                hint = (f": --latency-table {self.config.latency_table} does not cover the space {self.config.space} at "
+                hint = (f": --latency-table {self.config.latency.table} does not cover the space {self.config.space.name} at "
                         f"{self.resolution} px with {self.num_classes} classes; use --measure-missing, or a table "
                         "built for it")
             parts.append(f"{len(failed)} failed before scoring (e.g. {failed[0].reason}){hint}")
         return (f"none of the first {len(rejected)} candidates got past the screen: {'; '.join(parts)} "
-                f"(then run again into the same --out {self.config.out}: a run that scored nothing takes the new "
+                f"(then run again into the same --out {self.config.output.out}: a run that scored nothing takes the new "
                 "settings)")
 
     def _scored(self, point: Point, arch: Arch, trial: int, metrics: dict[str, float], result: Result,

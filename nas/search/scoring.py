@@ -28,33 +28,34 @@ def load_search_data(config: SearchConfig, resolution: int) -> Dataset | None:
     what the search finds an optimistic, selected figure. With the supernet evaluator they are
     drawn from the images the supernet was trained without.
     """
-    if config.data == "none":
+    ev, seed = config.evaluator, config.strategy.seed
+    if ev.data == "none":
         return None
-    if config.data == "synthetic":
+    if ev.data == "synthetic":
         return synthetic(num_classes=SYNTHETIC_CLASSES, train_per_class=64, test_per_class=16,
-                         resolution=resolution, seed=config.seed)
-    data = load_dataset(config.data)
+                         resolution=resolution, seed=seed)
+    data = load_dataset(ev.data)  # type: ignore[arg-type]  (resolved by SearchConfig)
     if data.num_classes < 2:
-        raise ValueError(f"data: {config.data} has {data.num_classes} class; ranking classifiers needs at least 2")
-    held = supernet_holdout(config.supernet) if config.evaluator == "supernet" else None  # type: ignore[arg-type]
+        raise ValueError(f"data: {ev.data} has {data.num_classes} class; ranking classifiers needs at least 2")
+    held = supernet_holdout(ev.supernet) if ev.name == "supernet" else None  # type: ignore[arg-type]
     if held is None:
         try:
-            data = Holdout(config.test_per_class, config.seed).apply(data)
+            data = Holdout(ev.test_per_class, seed).apply(data)
         except ValueError as exc:
-            raise ValueError(f"test_per_class: {exc}; lower --test-per-class (data {config.data})") from None
+            raise ValueError(f"test_per_class: {exc}; lower --test-per-class (data {ev.data})") from None
     else:  # rank on (some of) the images the supernet never trained on
         data = held.apply(data)
-        if config.test_per_class is not None and config.test_per_class > held.per_class:  # type: ignore[operator]
-            raise ValueError(f"test_per_class: the supernet {config.supernet} held out {held.per_class} images per "
-                             f"class to rank on; {config.test_per_class} would include images it trained on")
-        if config.test_per_class is not None and config.test_per_class < held.per_class:  # type: ignore[operator]
-            data = data.subset(test_per_class=config.test_per_class, seed=config.seed)
-    if config.train_per_class:
+        if ev.test_per_class is not None and ev.test_per_class > held.per_class:
+            raise ValueError(f"test_per_class: the supernet {ev.supernet} held out {held.per_class} images per "
+                             f"class to rank on; {ev.test_per_class} would include images it trained on")
+        if ev.test_per_class is not None and ev.test_per_class < held.per_class:
+            data = data.subset(test_per_class=ev.test_per_class, seed=seed)
+    if ev.train_per_class:
         try:
-            data = data.subset(train_per_class=config.train_per_class, seed=config.seed)
+            data = data.subset(train_per_class=ev.train_per_class, seed=seed)
         except ValueError as exc:
             raise ValueError(f"train_per_class: {exc} (after --test-per-class images were held out); lower "
-                             f"--train-per-class (data {config.data})") from None
+                             f"--train-per-class (data {ev.data})") from None
     return data
 
 
@@ -63,8 +64,9 @@ def make_score_evaluator(config: SearchConfig, data: Dataset | None, resolution:
     the part of ``config`` score evaluators read; candidates run on the search's device (for an
     in-process search one that is not on this machine is a ``ValueError`` now rather than a
     failed candidate later)."""
-    return make_scorer(config.evaluator, ScoreSettings(  # type: ignore[arg-type]  (resolved by SearchConfig)
-        space=config.space, data=data, resolution=resolution, device=config.evaluation_device,
-        check_device=config.executor == "inprocess", threads=config.threads, batch_size=config.batch_size,
-        seed=config.seed, proxy=config.proxy, train_epochs=config.train_epochs, predictor=config.predictor,
-        supernet=config.supernet))
+    ev = config.evaluator
+    return make_scorer(ev.name, ScoreSettings(  # type: ignore[arg-type]  (resolved by SearchConfig)
+        space=config.space.name, data=data, resolution=resolution, device=config.evaluation_device,
+        check_device=config.executor.kind == "inprocess", threads=ev.threads, batch_size=ev.batch_size,
+        seed=config.strategy.seed, proxy=ev.proxy, train_epochs=ev.train_epochs, predictor=ev.predictor,  # type: ignore[arg-type]
+        supernet=ev.supernet))

@@ -1,7 +1,7 @@
 """The ask/tell strategies of ``nas search``: importing this module registers every one
 (``random``, ``evolution``, ``tpe``, ``nsga2``, and with the ``litenas[nni]`` extra
 ``nni-evolution``, ``nni-random``) with :func:`nas.search.strategy.register_strategy`; each
-strategy's own module registers it, with its ``from_settings`` constructor, as op modules
+strategy's own module registers it, with its ``from_config`` constructor, as op modules
 register ops.
 """
 

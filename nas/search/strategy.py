@@ -16,16 +16,19 @@ Contract (``tests/test_strategies.py`` runs it over every strategy):
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from nas.checks import is_int
+from nas.settings import Component, setting
 from search_spaces.space import Point, SearchSpace
 
-__all__ = ["Strategy", "StrategySettings", "Values", "register_strategy", "strategy_names", "make_strategy",
+__all__ = ["Strategy", "StrategyConfig", "Values", "register_strategy", "strategy_names", "make_strategy",
            "is_multi_objective"]
 
 Values = tuple[float, ...]
@@ -33,14 +36,36 @@ Values = tuple[float, ...]
 
 
 @dataclass(frozen=True)
-class StrategySettings:
-    """The part of a search's configuration that its ask/tell strategy reads (each strategy takes
-    what it uses: every one the seed, evolution the population and tournament size, NSGA-II the
-    population)."""
+class StrategyConfig(Component):
+    """How a search proposes candidates: the strategy, its budget and the settings each strategy
+    reads of it (every one the seed, evolution the population and tournament size, NSGA-II the
+    population). ``name`` left unset is resolved by the search's configuration."""
 
-    seed: int = 0
-    population: int = 20
-    sample_size: int = 5
+    title: ClassVar[str] = "how candidates are proposed"
+
+    name: str | None = setting(
+        None,
+        "random | evolution | tpe | nsga2 (ask/tell) | fbnet | proxyless (differentiable, supernet) | "
+        "nni-evolution | nni-random (NNI 3.0's, needs the litenas[nni] extra) (default: evolution for the"
+        " reward objective, nsga2 for a Pareto front)", key="strategy")
+    budget: int = setting(
+        50, "number of candidates to evaluate (ask/tell strategies; fbnet/proxyless judge 1 + --dnas-samples)",
+        volatile=True, range=(1, True, math.inf))
+    time_limit_s: float | None = setting(
+        None, "stop starting new evaluations after this many seconds", volatile=True, range=(0, False, math.inf))
+    seed: int = setting(0, "seed of the strategy and evaluators", range=(0, True, 2**32 - 1))
+    population: int = setting(20, "population size (evolution, nsga2)", range=(1, True, math.inf))
+    sample_size: int = setting(5, "tournament size (evolution)", range=(1, True, math.inf))
+    start_from: str | None = setting(
+        None,
+        "warm start: comma-separated zoo names or architecture files (JSON or string form), points of the"
+        " space, that the search evaluates first; evolution then mutates the best of them (e.g. the fixed"
+        " point a search should beat)")
+
+    def check(self) -> None:
+        if self.sample_size > self.population:
+            raise ValueError(f"sample_size: the tournament ({self.sample_size}) cannot exceed the population "
+                             f"({self.population})")
 
 
 class Strategy(ABC):
@@ -69,10 +94,10 @@ class Strategy(ABC):
         self.rng = np.random.default_rng(seed)
 
     @classmethod
-    def from_settings(cls, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> Strategy:
-        """The strategy configured by a search's ``settings``; a strategy that takes more than the
+    def from_config(cls, space: SearchSpace, n_objectives: int, config: StrategyConfig) -> Strategy:
+        """The strategy configured by a search's ``config``; a strategy that takes more than the
         seed (a population, a tournament size) overrides this to read them."""
-        return cls(space, seed=settings.seed, n_objectives=n_objectives)
+        return cls(space, seed=config.seed, n_objectives=n_objectives)
 
     @abstractmethod
     def ask(self) -> Point:
@@ -95,7 +120,7 @@ class Strategy(ABC):
         return vals
 
 
-StrategyFactory = Callable[[SearchSpace, int, StrategySettings], Strategy]
+StrategyFactory = Callable[[SearchSpace, int, StrategyConfig], Strategy]
 
 
 @dataclass(frozen=True)
@@ -108,7 +133,7 @@ _STRATEGIES: dict[str, _Entry] = {}
 
 
 def register_strategy(name: str, build: StrategyFactory, *, multi_objective: bool) -> None:
-    """Make ``build(space, n_objectives, settings)`` the strategy called ``name`` (each strategy
+    """Make ``build(space, n_objectives, config)`` the strategy called ``name`` (each strategy
     module registers its own, as ops do; a name registered twice is a programming error)."""
     if name in _STRATEGIES:
         raise ValueError(f"strategy {name!r} is already registered")
@@ -125,10 +150,10 @@ def is_multi_objective(name: str) -> bool:
     return _entry(name).multi_objective
 
 
-def make_strategy(name: str, space: SearchSpace, n_objectives: int, settings: StrategySettings) -> Strategy:
+def make_strategy(name: str, space: SearchSpace, n_objectives: int, config: StrategyConfig) -> Strategy:
     """The strategy called ``name`` over ``space``; ``ValueError`` listing the known names for
     another one."""
-    return _entry(name).build(space, n_objectives, settings)
+    return _entry(name).build(space, n_objectives, config)
 
 
 def _entry(name: str) -> _Entry:

@@ -78,11 +78,11 @@ class DNASSearch:
         """Train the supernet for the configured epochs (resuming ``dnas.ckpt``), derive the
         argmax and ``dnas_samples`` sampled architectures, and judge them."""
         s = self.settings
-        if self.config.measure_missing:  # what LatencyModel.from_table would measure, with a bar
+        if self.config.latency.measure_missing:  # what LatencyModel.from_table would measure, with a bar
             widest = max(len(layer) for layer in self.view.layers)
             self.evaluation.measure_missing([self.view.arch([k % len(layer) for layer in self.view.layers])
                                              for k in range(widest)], progress=progress)
-        latency = LatencyModel.from_table(self.view, self.evaluation.table, measure_missing=self.config.measure_missing)
+        latency = LatencyModel.from_table(self.view, self.evaluation.table, measure_missing=self.config.latency.measure_missing)
         with torch.random.fork_rng():
             torch.manual_seed(s.seed)
             supernet = Supernet(self.view)
@@ -91,7 +91,7 @@ class DNASSearch:
         self.training = trainer.fit(progress=progress)
         probs = supernet.probabilities()
         self.derived = derive(self.view, probs, latency, samples=s.samples, seed=s.seed)
-        if self.config.measure_missing:  # what judging would measure, with a bar
+        if self.config.latency.measure_missing:  # what judging would measure, with a bar
             self.evaluation.measure_missing([d.arch for d in self.derived], progress=progress)
         self.state = RunState()
         for i, d in enumerate(self.derived):
@@ -102,7 +102,7 @@ class DNASSearch:
     def _summary(self, probs: list[torch.Tensor]) -> dict[str, Any]:
         assert self.training is not None
         return {
-            "strategy": self.config.strategy, "mode": self.settings.mode, "coverage": self.view.coverage,
+            "strategy": self.config.strategy.name, "mode": self.settings.mode, "coverage": self.view.coverage,
             "epochs_done": len(self.training.history), "complete": self.training.complete,
             "history": list(self.training.history),
             "distribution": [{"choice": layer.choice, "probabilities": {
@@ -118,7 +118,7 @@ class DNASSearch:
         notes = {d.arch.hash(): ("**derived: argmax of P_theta**" if d.kind == "argmax" else
                                  f"sample of P_theta (log p {d.log_prob:.2f})") for d in self.derived}
         return self.evaluation.write_report(self.config, self.state.records, compare_zoo=compare_zoo,
-                                            top_k=max(self.config.top_k, len(self.derived)), notes=notes,
+                                            top_k=max(self.config.output.top_k, len(self.derived)), notes=notes,
                                             sections=[self._report_section()] if self.training else [],
                                             progress=progress)
 
@@ -129,7 +129,7 @@ class DNASSearch:
         first, last = history[0], history[-1]
         max_entropy = sum(math.log(len(layer)) for layer in self.view.layers) / len(self.view.layers)
         argmax = next((d for d in self.derived if d.kind == "argmax"), None)
-        lines = [f"## Differentiable search ({self.config.strategy}, `{SUMMARY}`)", "",
+        lines = [f"## Differentiable search ({self.config.strategy.name}, `{SUMMARY}`)", "",
                  f"- supernet: {self.view.coverage}; {len(history)} of {self.settings.epochs} epochs"
                  + ("" if self.training.complete else " (stopped early: re-run to continue)"),
                  f"- weight cross-entropy {_num(first['weight_ce'])} (first epoch) -> {_num(last['weight_ce'])} (last); "
