@@ -19,8 +19,15 @@ another CPU generation moves every figure. Three checks, from cheap to thorough:
    (:func:`latency_tables.validate.stratified_archs`) measured and compared with the table's
    predictions.
 
-The table fits when every drift measured is at most :data:`FIT_PCT` and, with networks
-measured, their median error is within it as well. ``nas search`` runs the first two (cached for a day
+A table whose calibration recorded its drift control (:attr:`~latency_tables.table.Calibration.reference`:
+a network and its median when the table was calibrated or adapted) is checked the way
+``nas latency validate`` judges it: that network is timed beside every group of networks, its
+median against the recorded one is the machine's speed now against then (``control_drift_pct``),
+and the networks are scaled to the table's units, so their errors say whether the table's
+*model* still fits this machine apart from its speed of the moment (a shared VM drifts 15-25% for
+minutes at a time). The table fits when every drift measured (probe, recorded networks, control)
+is at most :data:`FIT_PCT` and, with networks measured, their median error is within it as
+well. ``nas search`` runs the first two (cached for a day
 per table and machine, :func:`quick_check`) and warns when they fail; adapt a table that does
 not fit with ``nas latency adapt``.
 """
@@ -132,10 +139,17 @@ def recorded_networks(table: LatencyTable, k: int = PROBE_NETWORKS) -> list[tupl
     return out
 
 
-def _measure(archs: Sequence[Arch], settings: Settings, passes: int, progress: bool) -> list[float]:
-    """Median latency (ms) of each of ``archs`` measured here."""
-    return [t.median_ms for t in measure_archs(list(archs), settings, passes=passes, progress=progress,
-                                               desc="checking")]
+def _measure(archs: Sequence[Arch], settings: Settings, passes: int, progress: bool,
+             reference: dict[str, Any] | None, control_ms: list[float]) -> list[float]:
+    """Median latency (ms) of each of ``archs`` measured here, beside the table's recorded control
+    network and in its units when there is one (``reference``); ``control_ms`` receives the
+    control's time in every group."""
+    if not archs:
+        return []
+    return [t.median_ms for t in measure_archs(
+        list(archs), settings, passes=passes, progress=progress, desc="checking", control_ms=control_ms,
+        control_net=Arch.from_str(reference["arch"]) if reference else None,
+        anchor_ms=reference["ms"] if reference else None)]
 
 
 def check(table: LatencyTable, *, networks: int = 0, seed: int = 0, passes: int = 3,
@@ -143,25 +157,30 @@ def check(table: LatencyTable, *, networks: int = 0, seed: int = 0, passes: int 
     """Run the checks (sampled networks only when ``networks`` > 0); a JSON-ready verdict.
 
     ``probe_drift_pct``: the op probe; ``recorded_drift_pct``: the calibration's fastest networks
-    timed again (the cheap end-to-end check, where the table records them); ``networks``: sampled
-    networks against the table's predictions."""
+    timed again (the cheap end-to-end check, where the table records them); ``control_drift_pct``:
+    the calibration's control network now against its recorded median (``None`` for a table that
+    recorded none; then ``table_units`` is false and networks are compared as measured);
+    ``networks``: sampled networks against the table's predictions."""
     diffs = table.check_environment_diffs()
     measured = run_probe(table)
     drift = probe_drift(table, measured)
     settings = Settings(**table.settings_identity(), **{
         k: v for k, v in table.meta.get("harness", {}).items() if k in Settings.__dataclass_fields__})
+    reference = table.calibration.reference if table.calibration else None
+    control_ms: list[float] = []
     recorded = recorded_networks(table)
     rec_errors = [(now / then - 1.0) * 100 for now, (_, then) in
-                  zip(_measure([a for a, _ in recorded], settings, 1, False), recorded, strict=True)]
+                  zip(_measure([a for a, _ in recorded], settings, 1, False, reference, control_ms), recorded,
+                      strict=True)]
     out: dict[str, Any] = {
         "table": str(table.path) if table.path else None, "created": now_iso(),
         "table_device": table.meta["device_name"], "this_device": fingerprint(table.meta["device"]),
         "fingerprint_differences": diffs, "probe_ops": len(measured), "probe_drift_pct": drift,
         "recorded_networks": len(recorded),
         "recorded_drift_pct": float(statistics.median(rec_errors)) if rec_errors else None,
+        "table_units": reference is not None,
     }
-    drifts = [d for d in (drift, out["recorded_drift_pct"]) if d is not None]
-    fits = bool(drifts) and all(abs(d) <= FIT_PCT for d in drifts)
+    networks_fit = True
     if networks > 0:
         space = table.meta.get("space")
         if not space:
@@ -170,12 +189,15 @@ def check(table: LatencyTable, *, networks: int = 0, seed: int = 0, passes: int 
         archs = stratified_archs(space, table.resolution, networks, seed, predictor.op_sum,
                                  table.meta.get("num_classes"))
         predicted = [predictor.predict(a) for a in archs]
-        got = _measure(archs, settings, passes, progress)
+        got = _measure(archs, settings, passes, progress, reference, control_ms)
         out["networks"] = metrics(predicted, got)
         out["networks_median_error_pct"] = float(statistics.median((p - m) / m * 100 for p, m in zip(predicted, got,
                                                                                                        strict=True)))
-        fits = fits and abs(out["networks_median_error_pct"]) <= FIT_PCT
-    out["fits"] = bool(fits)
+        networks_fit = abs(out["networks_median_error_pct"]) <= FIT_PCT
+    out["control_drift_pct"] = (float(statistics.median(control_ms)) / reference["ms"] - 1.0) * 100 \
+        if reference and control_ms else None
+    drifts = [d for d in (drift, out["recorded_drift_pct"], out["control_drift_pct"]) if d is not None]
+    out["fits"] = bool(drifts) and all(abs(d) <= FIT_PCT for d in drifts) and networks_fit
     return out
 
 
@@ -245,8 +267,13 @@ def verdict_line(result: dict[str, Any]) -> str:
         parts.append(f"probe ops take {result['probe_drift_pct']:+.1f}% vs the table's device")
     else:
         parts.append("no probe reference for this table's ops")
+    if result.get("control_drift_pct") is not None:
+        parts.append(f"its control network takes {result['control_drift_pct']:+.1f}% (this machine's speed now vs "
+                     "the table's)")
     if result["recorded_drift_pct"] is not None:
-        parts.append(f"{result['recorded_networks']} calibration networks take {result['recorded_drift_pct']:+.1f}%")
+        units = " in the table's units" if result.get("table_units") else ""
+        parts.append(f"{result['recorded_networks']} calibration networks take {result['recorded_drift_pct']:+.1f}%"
+                     f"{units}")
     if "networks" in result:
         m = result["networks"]
         parts.append(f"{m['n']} networks: median error {result['networks_median_error_pct']:+.1f}%, "

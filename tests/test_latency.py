@@ -481,6 +481,16 @@ def test_a_table_records_its_control_and_is_validated_in_its_units(tmp_path, mon
     plain = validate(table, archs, passes=1, progress=False, control=False)
     assert [r["measured_ms"] for r in plain["records"]] == pytest.approx([2 * base[a.hash()] for a in archs])
     assert plain["drift"] is None
+    # `nas latency check` times the same control: the machine's speed apart from the table's fit
+    from latency_tables import check as table_check
+
+    monkeypatch.setattr(table_check, "run_probe", lambda table: {})
+    result = table_check.check(table, networks=0)
+    assert result["table_units"] and result["control_drift_pct"] == pytest.approx(100.0)
+    assert result["recorded_networks"] == 3 and result["recorded_drift_pct"] == pytest.approx(0.0)
+    assert not result["fits"] and "its control network takes +100.0%" in table_check.verdict_line(result)
+    slowness[0] = 1.05
+    assert table_check.check(table, networks=0)["fits"]
 
 
 def test_repeatability_shares_and_spread():
