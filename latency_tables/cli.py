@@ -396,30 +396,22 @@ def _list(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the ``build``, ``calibrate``, ``validate``, ``adapt``, ``check`` and ``list`` sub-commands
     to ``sub``."""
-    p = sub.add_parser("build", help="measure every op configuration of a space into a table",
-                       description=build.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _build_arguments(p)
-    p.set_defaults(func=_run_build)
-
-    p = sub.add_parser("calibrate", help="fit the overhead term on whole-network measurements",
-                       description=predict.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _calibrate_arguments(p)
-    p.set_defaults(func=_run_calibrate)
-
-    p = sub.add_parser("validate", help="measure sampled networks and compare with predictions",
-                       description=validate.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _validate_arguments(p)
-    p.set_defaults(func=_run_validate)
-
-    p = sub.add_parser("adapt", help="refit a table's calibration on networks measured on this device (minutes)",
-                       description=adapt.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _adapt_arguments(p)
-    p.set_defaults(func=_run_adapt)
-
-    p = sub.add_parser("check", help="does a table still fit this machine? fingerprint, probe, a few networks",
-                       description=check.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _check_arguments(p)
-    p.set_defaults(func=_run_check)
+    commands = (  # name, one line for the list of commands, its module (whose docstring is --help), flags, run
+        ("build", "measure every op configuration of a space into a table", build, _build_arguments, _run_build),
+        ("calibrate", "fit the overhead term on whole-network measurements", predict, _calibrate_arguments,
+         _run_calibrate),
+        ("validate", "measure sampled networks and compare with predictions", validate, _validate_arguments,
+         _run_validate),
+        ("adapt", "refit a table's calibration on networks measured on this device (minutes)", adapt,
+         _adapt_arguments, _run_adapt),
+        ("check", "does a table still fit this machine? fingerprint, probe, a few networks", check,
+         _check_arguments, _run_check),
+    )
+    for name, summary, module, arguments, run in commands:
+        p = sub.add_parser(name, help=summary, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        arguments(p)
+        p.set_defaults(func=run)
 
     p = sub.add_parser("list", help="the shipped latency tables")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")

@@ -141,10 +141,7 @@ class FBNetSpace(SearchSpace):
                              f"the whole fbnet space: {len(names)} layers x {len(CANDIDATES)} candidates", whole=True)
 
     def skeleton(self) -> list[str]:
-        lines = [f"input {self.resolution}x{self.resolution}x3, {self.num_classes} classes",
-                 f"stem: conv 3x3 stride 2, {STEM_CHS} ch, ReLU"]
-        for s, (depth, width, stride) in enumerate(STAGES):
-            lines.append(f"stage {s}: {depth} searched layer(s), {width} ch, first stride {stride}")
-        lines.append(f"head: conv 1x1 {HEAD_CHS} ch, ReLU, pool, dropout {self.dropout}, linear")
-        return lines
+        return self._conv_skeleton(STEM_CHS, [f"stage {s}: {depth} searched layer(s), {width} ch, first stride {stride}"
+                                              for s, (depth, width, stride) in enumerate(STAGES)], HEAD_CHS,
+                                   self.dropout)
 

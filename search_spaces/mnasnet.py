@@ -247,9 +247,6 @@ class MnasNetSpace(SearchSpace):
         return sum(cost(c) for c in space._decode(space.cheapest_values(cost)).op_configs())
 
     def skeleton(self) -> list[str]:
-        lines = [f"input {self.resolution}x{self.resolution}x3, {self.num_classes} classes",
-                 f"stem: conv 3x3 stride 2, {STEM_CHS} ch, ReLU"]
-        for k, (depth, width, stride) in enumerate(BASE_STAGES):
-            lines.append(f"stage {k}: base {depth} layer(s) x {width} ch, first stride {stride}")
-        lines.append(f"head: conv 1x1 {HEAD_CHS} ch, ReLU, pool, dropout {self.dropout}, linear")
-        return lines
+        return self._conv_skeleton(STEM_CHS, [f"stage {k}: base {depth} layer(s) x {width} ch, first stride {stride}"
+                                              for k, (depth, width, stride) in enumerate(BASE_STAGES)], HEAD_CHS,
+                                   self.dropout)

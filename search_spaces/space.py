@@ -473,6 +473,13 @@ class SearchSpace(ABC):
     def skeleton(self) -> list[str]:
         """The fixed parts of the space, one line each (for ``nas space show``)."""
 
+    def _conv_skeleton(self, stem_chs: int, stages: list[str], head_chs: int, dropout: float) -> list[str]:
+        """:meth:`skeleton` of a space with the MobileNet macro skeleton: a stride-2 3x3 conv stem
+        and a 1x1 conv head before pooling (FBNet, MnasNet), around one line per stage."""
+        return [f"input {self.resolution}x{self.resolution}x3, {self.num_classes} classes",
+                f"stem: conv 3x3 stride 2, {stem_chs} ch, ReLU", *stages,
+                f"head: conv 1x1 {head_chs} ch, ReLU, pool, dropout {dropout}, linear"]
+
     def layerwise_part(self) -> LayerwisePart | None:
         """The part of the space a supernet can hold (:mod:`search_spaces.layerwise`): a chain of
         searched layers whose shapes do not depend on the choices; ``None`` where the space has

@@ -15,15 +15,17 @@ blocks are not a chain of layers, builds its own stages (:mod:`search_spaces.zoo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nas.arch import Arch, Block
 from nas.arch_string import token_to_blocks
 from nas.checks import is_real
 from search_spaces.ops.layers import make_divisible
 from search_spaces.stems import stem_block
+
+T = TypeVar("T")
 
 Row = tuple[int, str]
 Stage = Sequence[Row]
@@ -116,6 +118,15 @@ def apply_downsample(blocks: Sequence[Block], downsample: str | Sequence[str]) -
             continue
         out[i] = out[i].replace(downsample=kind)
     return out
+
+
+def pick_variant(variants: Mapping[str, T], variant: str, width: float) -> T:
+    """The published ``variant`` of a family (``ValueError`` listing the known ones) after
+    checking its ``width`` multiplier (:func:`check_width`)."""
+    if variant not in variants:
+        raise ValueError(f"variant must be one of {', '.join(variants)}, got {variant!r}")
+    check_width(width)
+    return variants[variant]
 
 
 def check_width(width: float) -> None:

@@ -16,7 +16,7 @@ from functools import partial
 
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import IMAGENET, Layout, check_width, expand_stages, round_channels
+from search_spaces.zoo._stages import IMAGENET, Layout, expand_stages, pick_variant, round_channels
 
 PAPER = "Tan & Le, MixConv: Mixed Depthwise Convolutional Kernels, BMVC 2019"
 
@@ -59,10 +59,7 @@ def mixnet(
             :class:`~search_spaces.zoo._stages.Layout`); dropout by default the reference's 0.2 for S,
             0.25 for M and L.
     """
-    if variant not in _VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
-    check_width(width)
-    stages, stem_chs, trunc = _VARIANTS[variant]
+    stages, stem_chs, trunc = pick_variant(_VARIANTS, variant, width)
     ch = partial(round_channels, width=width)
     blocks = expand_stages(stages, ch, depth=depth, depth_trunc=trunc)
     return layout.arch(blocks, stem=layout.stem_block(ch(stem_chs), "relu"),

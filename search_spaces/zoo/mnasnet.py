@@ -14,7 +14,7 @@ from functools import partial
 
 from nas.arch import Arch, Block
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import IMAGENET, Layout, check_width, expand_stages, round_channels
+from search_spaces.zoo._stages import IMAGENET, Layout, expand_stages, pick_variant, round_channels
 
 PAPER = "Tan et al., MnasNet: Platform-Aware Neural Architecture Search for Mobile, CVPR 2019"
 
@@ -55,11 +55,9 @@ def mnasnet(
         layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
             :class:`~search_spaces.zoo._stages.Layout`); dropout 0.2 by default.
     """
-    if variant not in _VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
-    check_width(width)
+    stages = pick_variant(_VARIANTS, variant, width)
     ch = partial(round_channels, width=width)
-    blocks = expand_stages(_VARIANTS[variant], ch)
+    blocks = expand_stages(stages, ch)
     return layout.arch(blocks, stem=layout.stem_block(ch(32), "relu"),
                        head=Block.make("hc", out_chs=1280, act="relu", dropout=layout.dropout_or(0.2)))
 

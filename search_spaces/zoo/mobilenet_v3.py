@@ -18,7 +18,7 @@ from __future__ import annotations
 from nas.arch import Arch, Block
 from search_spaces.ops.layers import make_divisible
 from search_spaces.zoo import ZooEntry
-from search_spaces.zoo._stages import IMAGENET, Layout, check_width
+from search_spaces.zoo._stages import IMAGENET, Layout, pick_variant
 
 PAPER = "Howard et al., Searching for MobileNetV3, ICCV 2019"
 
@@ -80,10 +80,7 @@ def mobilenet_v3(
         layout: where the body sits (input size, classes, stem, strides, downsampling, dropout:
             :class:`~search_spaces.zoo._stages.Layout`); dropout 0.2 by default.
     """
-    if variant not in _VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(_VARIANTS)}, got {variant!r}")
-    check_width(width)
-    table, stem_chs, hidden = _VARIANTS[variant]
+    table, stem_chs, hidden = pick_variant(_VARIANTS, variant, width)
 
     def ch(c: int) -> int:
         return make_divisible(c * width)

@@ -82,6 +82,23 @@ def parameterised_blocks(arch: Arch) -> Iterator[tuple[int, Block]]:
         yield info.index, info.block
 
 
+def shuffle_units(arch: Arch, library: str) -> Iterator[tuple[int, int, int]]:
+    """``(index, stage, unit)`` of each ShuffleNetV2 unit of ``arch`` as the reference libraries
+    number them: a new stage at each stride-2 unit (``stage`` 1 for the first), ``unit`` its
+    position in the stage from 0. ``ValueError`` naming ``library`` for a block that is not a
+    ShuffleNetV2 unit or a head without its 1x1 conv (``hc``)."""
+    if arch.head.op != "hc":
+        raise ValueError(f"{library}'s ShuffleNetV2 layout has a conv head (hc), not {arch.head.op!r}")
+    stage, unit = 0, 0
+    for i, block in parameterised_blocks(arch):
+        if block.op != "shuffle":
+            raise ValueError(f"{library}'s ShuffleNetV2 layout has no {block.op!r} block")
+        if block["stride"] == 2:
+            stage, unit = stage + 1, 0
+        yield i, stage, unit
+        unit += 1
+
+
 def conv_bn(ours: str, conv: str, bn: str, kind: str = "same", eps: float | None = None) -> list[Rename]:
     """A conv-BN pair of ours (``ours.conv``, ``ours.bn``) held as ``conv`` and ``bn`` (whose
     epsilon is ``eps``, ``None``: ours)."""

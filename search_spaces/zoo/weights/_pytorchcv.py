@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nas.arch import Arch
-from search_spaces.zoo.weights._plan import Rename, conv_bn, parameterised_blocks
+from search_spaces.zoo.weights._plan import Rename, conv_bn, parameterised_blocks, shuffle_units
 
 
 def _block(ours: str, ref: str) -> list[Rename]:
@@ -28,17 +28,9 @@ def _block(ours: str, ref: str) -> list[Rename]:
 
 def shufflenet_v2b(arch: Arch) -> list[Rename]:
     """Renames for pytorchcv's ShuffleNetV2 / V2b."""
-    if arch.head.op != "hc":
-        raise ValueError(f"pytorchcv's ShuffleNetV2 layout has a conv head (hc), not {arch.head.op!r}")
     out = _block("stem", "features.init_block.conv")
-    stage, unit = 0, 0
-    for i, block in parameterised_blocks(arch):
-        if block.op != "shuffle":
-            raise ValueError(f"pytorchcv's ShuffleNetV2 layout has no {block.op!r} block")
-        if block["stride"] == 2:
-            stage, unit = stage + 1, 0
-        unit += 1
-        ours, ref = f"blocks.{i}", f"features.stage{stage}.unit{unit}"
+    for i, stage, unit in shuffle_units(arch, "pytorchcv"):
+        ours, ref = f"blocks.{i}", f"features.stage{stage}.unit{unit + 1}"
         out += [
             *_block(f"{ours}.branch_main.0", f"{ref}.conv1"),
             *_block(f"{ours}.branch_main.1", f"{ref}.dconv"),

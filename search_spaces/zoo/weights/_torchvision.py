@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nas.arch import Arch, Block
-from search_spaces.zoo.weights._plan import Rename, conv_bn, parameterised_blocks, role_paths
+from search_spaces.zoo.weights._plan import Rename, conv_bn, parameterised_blocks, role_paths, shuffle_units
 
 _MOBILENET_V3_BN_EPS = 1e-3
 """torchvision's MobileNetV3 BatchNorm epsilon (ours is 1e-5): folded into ``running_var``."""
@@ -91,17 +91,9 @@ def _unit(ours: str, ref: str) -> list[Rename]:
 
 def shufflenet_v2(arch: Arch) -> list[Rename]:
     """Renames for torchvision's ShuffleNetV2 (stages numbered from 2, as the paper's table)."""
-    if arch.head.op != "hc":
-        raise ValueError(f"torchvision's ShuffleNetV2 layout has a conv head (hc), not {arch.head.op!r}")
     out = _cna("stem", "conv1")
-    stage, index = 1, 0
-    for i, block in parameterised_blocks(arch):
-        if block.op != "shuffle":
-            raise ValueError(f"torchvision's ShuffleNetV2 layout has no {block.op!r} block")
-        if block["stride"] == 2:
-            stage, index = stage + 1, 0
-        out += _unit(f"blocks.{i}", f"stage{stage}.{index}")
-        index += 1
+    for i, stage, unit in shuffle_units(arch, "torchvision"):
+        out += _unit(f"blocks.{i}", f"stage{stage + 1}.{unit}")
     out += [*_cna("head.pre", "conv5"), Rename("head.classifier", "fc")]
     return out
 
