@@ -10,6 +10,14 @@ Runs on the target device with only torch and litenas's core installed::
 output file already holds, and the file is rewritten atomically (at most every
 ``--checkpoint-seconds``, after a group of ``--interleave`` ops), so killing it loses at most
 the last few seconds of measurements and never corrupts the file.
+
+A shared machine drifts for minutes at a time (15-25% on the 2-core AMD EPYC VM: see
+``latency_tables/README.md``), so ops timed ten minutes apart would not compare. With the drift
+control (the default for a new table; ``--no-control``), every group of ops is timed beside one
+control op (:func:`~latency_tables.measure.control_op`) and scaled to the control's time when
+the build began: the table records the control and that time (``meta["op_control"]``), and a
+resumed build, hours or reboots later, scales to the same anchor. A table begun without it is
+resumed without it, so its entries stay in one kind of units.
 """
 
 from __future__ import annotations
@@ -22,15 +30,21 @@ from typing import Any
 
 from tqdm import tqdm
 
-from latency_tables.measure import (
-    Settings,
-    measure_ops,
-)
+from latency_tables.measure import Settings, control_op, measure_module, measure_ops, op_input_shape
+from latency_tables.predict import op_control
 from latency_tables.sampling import open_space
 from latency_tables.table import LatencyTable
 from search_spaces.registry import OpConfig
 
 __all__ = ["unique_configs", "space_configs", "build_table"]
+
+
+def _anchor(control: OpConfig, settings: Settings, times: int = 3) -> dict[str, Any]:
+    """The drift control of a new table: the op and its median over ``times`` measurements now
+    (the speed every entry is scaled to)."""
+    module, shape = control.build(), op_input_shape(control, settings.batch_size)
+    ms = sorted(measure_module(module, shape, settings).median_ms for _ in range(times))
+    return {"key": control.key(), "ms": ms[len(ms) // 2]}
 
 
 def unique_configs(configs: Iterable[OpConfig]) -> list[OpConfig]:
@@ -74,6 +88,7 @@ def build_table(
     checkpoint_seconds: float = 15.0,
     limit: int | None = None,
     progress: bool = True,
+    control: bool = True,
 ) -> LatencyTable:
     """Measure every configuration in ``configs`` that ``out`` does not hold yet, and save.
 
@@ -92,6 +107,8 @@ def build_table(
             ends this long after the last save, and at the end; 0 saves after every group.
         limit: measure at most this many new ops in this run (the rest stays for a later run).
         progress: show a progress bar (hidden anyway when stderr is not a terminal).
+        control: time a new table's ops beside a drift control (module docstring); a resumed
+            table keeps what it began with.
 
     Returns:
         The table, as saved in ``out``.
@@ -114,6 +131,10 @@ def build_table(
     done_before = len(wanted) - len(todo)
     if limit is not None:
         todo = todo[:max(0, limit)]
+    fresh = len(table) == 0 and "op_control" not in table.meta
+    if fresh and control and todo:
+        table.meta["op_control"] = _anchor(control_op(wanted), settings)
+    ctrl, anchor_ms = op_control(table) or (None, None)
     table.save(out)
     with tqdm(total=done_before + len(todo), initial=done_before, desc="ops", unit="op",
               disable=None if progress else True) as bar:
@@ -121,7 +142,8 @@ def build_table(
         try:
             for start in range(0, len(todo), interleave):
                 chunk = todo[start:start + interleave]
-                for cfg, timing in zip(chunk, measure_ops(chunk, settings), strict=True):
+                timings = measure_ops(chunk, settings, control=ctrl, anchor_ms=anchor_ms)
+                for cfg, timing in zip(chunk, timings, strict=True):
                     table.add(cfg.key(), timing)
                 bar.update(len(chunk))
                 if time.monotonic() - saved >= checkpoint_seconds or start + interleave >= len(todo):

@@ -103,6 +103,10 @@ def _build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-seconds", type=float, default=15.0,
                         help="save (atomically) at most this often (default %(default)s)")
     parser.add_argument("--limit", type=int, help="measure at most this many new ops in this run")
+    parser.add_argument("--no-control", dest="control", action="store_false",
+                        help="time a new table's ops without a drift control (by default every group of ops is "
+                             "timed beside one control op and scaled to its time when the build began; a "
+                             "resumed table keeps what it began with)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -132,7 +136,8 @@ def _run_build(args: argparse.Namespace) -> int:
             meta["num_classes"] = args.num_classes
     wanted = len(unique_configs(configs))
     table = build_table(configs, args.out, settings, resolution=args.resolution, sources=sources, meta=meta,
-                        interleave=args.interleave, checkpoint_seconds=args.checkpoint_seconds, limit=args.limit)
+                        interleave=args.interleave, checkpoint_seconds=args.checkpoint_seconds, limit=args.limit,
+                        control=args.control)
     missing = sum(1 for c in unique_configs(configs) if c.key() not in table)
     summary: dict[str, Any] = {"table": str(table.path), "ops_wanted": wanted, "entries": len(table),
                                "still_missing": missing, "meta": table.meta}

@@ -345,9 +345,31 @@ def op_input_shape(config: OpConfig, batch_size: int) -> tuple[int, int, int, in
     return (batch_size, config.in_chs, config.in_size, config.in_size)
 
 
-def measure_ops(configs: Sequence[OpConfig], settings: Settings) -> list[Timing]:
-    """Time op configurations (each built alone), interleaved; one :class:`Timing` each."""
-    return measure_modules([(c.build(), op_input_shape(c, settings.batch_size)) for c in configs], settings)
+def measure_ops(configs: Sequence[OpConfig], settings: Settings, *, control: OpConfig | None = None,
+                anchor_ms: float | None = None) -> list[Timing]:
+    """Time op configurations (each built alone), interleaved; one :class:`Timing` each.
+
+    With a ``control`` op and its ``anchor_ms`` (its median at the speed the figures should be
+    in), the control is timed interleaved with the group and every figure is scaled by
+    ``anchor_ms`` over the control's median in the group: the ops read as at the anchor's speed,
+    whatever the machine ran at while they were timed (the op-level form of
+    :func:`measure_archs`' drift control; :func:`control_op` picks the op)."""
+    ops = [*configs, control] if control is not None else list(configs)
+    got = measure_modules([(c.build(), op_input_shape(c, settings.batch_size)) for c in ops], settings)
+    if control is None:
+        return got
+    if anchor_ms is None or not anchor_ms > 0:
+        raise ValueError(f"a control op needs its anchor time > 0 ms, got {anchor_ms!r}")
+    factor = anchor_ms / got.pop().median_ms
+    return [_scaled(t, factor) for t in got]
+
+
+def control_op(configs: Sequence[OpConfig]) -> OpConfig:
+    """The drift control of a table's ops (:func:`measure_ops`): the one of median input volume
+    (channels x map area), a mid-range op that drifts with the machine as the others do; the same
+    for the same configurations, whatever their order."""
+    ranked = sorted(configs, key=lambda c: (c.in_chs * c.in_size * c.in_size, c.key()))
+    return ranked[len(ranked) // 2]
 
 
 def control_arch(archs: Sequence[Arch]) -> Arch:

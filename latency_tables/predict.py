@@ -40,6 +40,7 @@ one). It is the model :mod:`latency_tables.adapt` fits when a table moves to ano
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -78,7 +79,7 @@ MIN_CLASS_NETWORKS = 3
 """An op class gets its own scale only when this many fitted networks contain it."""
 
 __all__ = ["METHODS", "FEATURES", "RIDGE_GRID", "Fit", "features", "op_params", "fit", "fit_calibration",
-           "loo_predictions", "LatencyPredictor", "source_units", "measurement_records", "control_reference",
+           "loo_predictions", "LatencyPredictor", "op_control", "source_units", "measurement_records", "control_reference",
            "calibrate"]
 
 
@@ -234,7 +235,11 @@ class LatencyPredictor:
         harness = {k: v for k, v in self.table.meta.get("harness", {}).items() if k in Settings.__dataclass_fields__}
         settings = Settings(**self.table.settings_identity(), **harness)
         f = self._to_source
-        for cfg, t in zip(missing, measure_ops(missing, settings), strict=True):
+        # A table built here with a drift control: time them beside it, in its units (an adapted
+        # table's control belongs to the source device; source_units converts instead).
+        ctrl = None if "adapted_from" in self.table.meta else op_control(self.table)
+        timings = measure_ops(missing, settings, control=ctrl[0] if ctrl else None, anchor_ms=ctrl[1] if ctrl else None)
+        for cfg, t in zip(missing, timings, strict=True):
             self.table.add(cfg.key(), Timing(t.median_ms * f, t.p10_ms * f, t.p90_ms * f, t.n))
             self.added += 1
 
@@ -308,6 +313,23 @@ class LatencyPredictor:
         return float(ms)
 
     __call__ = predict
+
+
+def op_control(table: LatencyTable) -> tuple[OpConfig, float] | None:
+    """The drift control a table's ops were timed beside (``meta["op_control"]``, see
+    :mod:`latency_tables.build`): the op and its anchor time (ms); ``None`` for a table built
+    without one. ``ValueError`` naming the table for a malformed record."""
+    ref = table.meta.get("op_control")
+    if ref is None:
+        return None
+    try:
+        ms = float(ref["ms"])
+        if not ms > 0 or not math.isfinite(ms):
+            raise ValueError("ms must be a finite number > 0")
+        return OpConfig.from_key(str(ref["key"])), ms
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{table.path or 'latency table'}: meta op_control is not a control op and its time "
+                         f"({exc})") from None
 
 
 def source_units(table: LatencyTable) -> float:

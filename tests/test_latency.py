@@ -28,7 +28,15 @@ from latency_tables.measure import (
     median_ci_halfwidth,
     summarise,
 )
-from latency_tables.predict import METHODS, LatencyPredictor, features, fit, fit_calibration, predict_from
+from latency_tables.predict import (
+    METHODS,
+    LatencyPredictor,
+    features,
+    fit,
+    fit_calibration,
+    op_control,
+    predict_from,
+)
 from latency_tables.table import (
     TABLE_FORMAT,
     Calibration,
@@ -286,7 +294,7 @@ def test_build_measures_each_key_once_and_resumes_after_interruption(tmp_path, m
     out = tmp_path / "table.json"
     calls: list[list[str]] = []
 
-    def flaky(chunk, settings):
+    def flaky(chunk, settings, **control):
         if len(calls) == 2:
             raise stop  # stopped while measuring the third group
         calls.append([c.key() for c in chunk])
@@ -301,7 +309,7 @@ def test_build_measures_each_key_once_and_resumes_after_interruption(tmp_path, m
 
     resumed: list[str] = []
 
-    def counting(chunk, settings):
+    def counting(chunk, settings, **control):
         resumed.extend(c.key() for c in chunk)
         return [fake_timing() for _ in chunk]
 
@@ -315,6 +323,49 @@ def test_build_measures_each_key_once_and_resumes_after_interruption(tmp_path, m
     resumed.clear()
     build_table(configs, out, FAST, resolution=16, progress=False)
     assert resumed == []  # nothing left to measure
+
+
+def test_a_build_times_its_ops_beside_a_control_and_resumes_in_the_same_units(tmp_path, monkeypatch):
+    """A machine 25% slower at every group of ops: with the drift control every entry reads at the
+    speed the build began with (the ops compare exactly), a resumed build scales to the same
+    recorded anchor, and an op measured later for a search lands in those units too; without the
+    control the entries drift with the machine."""
+    from latency_tables import measure
+    from search_spaces.registry import OpConfig
+
+    archs = [tiny_arch(width=w) for w in (8, 16, 24)]
+    configs = unique_configs(c for a in archs for c in a.op_configs())
+    base = {c.key(): 0.1 * (1 + i) for i, c in enumerate(configs)}
+    groups: list[int] = []
+
+    def drifting(items, settings):
+        groups.append(len(items))
+        slow = 1 + 0.25 * len(groups)
+        return [Timing(base[k] * slow, base[k] * slow, base[k] * slow, 1) for k, _ in items]
+
+    monkeypatch.setattr(OpConfig, "build", lambda self: self.key())
+    monkeypatch.setattr(measure, "measure_modules", drifting)
+    first, rest = configs[:6], configs[6:]
+    out = tmp_path / "t.json"
+    table = build_table(first, out, FAST, resolution=16, interleave=2, progress=False)
+    control = measure.control_op(first)
+    assert table.meta["op_control"] == {"key": control.key(), "ms": pytest.approx(base[control.key()] * 1.5)}
+    ratios = [table.get(c.key()).median_ms / base[c.key()] for c in first]
+    assert groups[:3] == [1, 1, 1] and max(ratios) == pytest.approx(min(ratios)) == pytest.approx(1.5)
+    table = build_table(configs, out, FAST, resolution=16, interleave=2, progress=False)  # resumed, slower now
+    assert LatencyTable.load(out).meta["op_control"] == table.meta["op_control"]
+    assert all(table.get(c.key()).median_ms / base[c.key()] == pytest.approx(1.5) for c in rest)
+    missing = rest[0].key()
+    del table.entries[missing]
+    LatencyPredictor(table, measure_missing=True)._fill_missing(next(a for a in archs if rest[0] in a.op_configs()))
+    assert table.get(missing).median_ms == pytest.approx(base[missing] * 1.5)
+    plain = build_table(configs, tmp_path / "plain.json", FAST, resolution=16, interleave=2, progress=False,
+                        control=False)
+    raw = [plain.get(c.key()).median_ms / base[c.key()] for c in configs]
+    assert "op_control" not in plain.meta and max(raw) > 1.2 * min(raw)
+    broken = LatencyTable({**plain.meta, "op_control": {"key": control.key(), "ms": 0}}, plain.entries)
+    with pytest.raises(ValueError, match="meta op_control is not a control op and its time .ms must be"):
+        op_control(broken)
 
 
 def test_build_real_measurement_with_limit(tmp_path):
