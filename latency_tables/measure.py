@@ -365,10 +365,16 @@ def measure_ops(configs: Sequence[OpConfig], settings: Settings, *, control: OpC
 
 
 def control_op(configs: Sequence[OpConfig]) -> OpConfig:
-    """The drift control of a table's ops (:func:`measure_ops`): the one of median input volume
-    (channels x map area), a mid-range op that drifts with the machine as the others do; the same
-    for the same configurations, whatever their order."""
-    ranked = sorted(configs, key=lambda c: (c.in_chs * c.in_size * c.in_size, c.key()))
+    """The drift control of a table's ops (:func:`measure_ops`): among the ops with weights, the
+    one of median input volume (channels x map area), a mid-range convolution that drifts with
+    the machine as the others do. (Not a parameter-free op: a skip or a pool takes microseconds
+    of call overhead, which does not move with the machine's compute speed.) The same for the
+    same configurations, whatever their order."""
+    def has_weights(c: OpConfig) -> bool:
+        return any(True for _ in c.build().parameters())
+
+    weighted = [c for c in configs if has_weights(c)] or list(configs)
+    ranked = sorted(weighted, key=lambda c: (c.in_chs * c.in_size * c.in_size, c.key()))
     return ranked[len(ranked) // 2]
 
 

@@ -335,15 +335,22 @@ def test_a_build_times_its_ops_beside_a_control_and_resumes_in_the_same_units(tm
 
     archs = [tiny_arch(width=w) for w in (8, 16, 24)]
     configs = unique_configs(c for a in archs for c in a.op_configs())
+    skips = [OpConfig.from_key(f"skip|{w}x16x16|out_chs={w}") for w in (8, 16, 24, 32, 40)]
+    assert measure.control_op([*skips, configs[1]]) == configs[1]  # never a parameter-free op
     base = {c.key(): 0.1 * (1 + i) for i, c in enumerate(configs)}
     groups: list[int] = []
+
+    class Tagged(torch.nn.Module):  # stands for the op: its key, one weight
+        def __init__(self, key: str):
+            super().__init__()
+            self.key, self.w = key, torch.nn.Parameter(torch.zeros(1))
 
     def drifting(items, settings):
         groups.append(len(items))
         slow = 1 + 0.25 * len(groups)
-        return [Timing(base[k] * slow, base[k] * slow, base[k] * slow, 1) for k, _ in items]
+        return [Timing(base[m.key] * slow, base[m.key] * slow, base[m.key] * slow, 1) for m, _ in items]
 
-    monkeypatch.setattr(OpConfig, "build", lambda self: self.key())
+    monkeypatch.setattr(OpConfig, "build", lambda self: Tagged(self.key()))
     monkeypatch.setattr(measure, "measure_modules", drifting)
     first, rest = configs[:6], configs[6:]
     out = tmp_path / "t.json"
